@@ -1,0 +1,151 @@
+"""Command line: `python -m bot [run|console|check|sync|plan]`.
+
+Loads settings and the schedule, then starts one front-end. User mistakes (a bad setting, a
+malformed schedule) end with a clear message and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.parser import isoparse
+
+from bot.clock import Clock, make_clock
+from bot.config import ConfigError, Settings, load_settings
+from bot.render_text import render_summary
+from bot.schedule import Schedule, ScheduleError, load_schedule
+
+log = logging.getLogger("bot")
+
+NO_TOKEN = (
+    "No DISCORD_TOKEN is set, so the bot cannot connect to Discord.\n"
+    "To connect: copy .env.example to .env, put your bot token in DISCORD_TOKEN "
+    "(Developer Portal > your application > Bot > Reset Token), then run the bot again.\n"
+    "To try the commands without Discord: python -m bot console"
+)
+
+
+class UsageError(Exception):
+    """A bad command-line value; printed as is, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--schedule", metavar="PATH", help="schedule file (env SCHEDULE_PATH, default data/track28.yaml)")
+    common.add_argument("--replay-from", metavar="ISO", help="start the clock at this instant, e.g. 2020-12-10T05:50-08:00 (env BOT_REPLAY_FROM)")
+    common.add_argument("--speed", type=float, metavar="X", help="clock speed: 60 runs a minute per second (env BOT_CLOCK_SPEED)")
+    common.add_argument("--tz", metavar="ZONE", help="show times in this IANA zone instead of the schedule's, e.g. Europe/Paris")
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Conference session bot for Discord, with a terminal console.", parents=[common])
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", parents=[common], help="connect to Discord (the console when no token is set)")
+    sub.add_parser("console", parents=[common], help="answer the slash commands in this terminal, no Discord needed")
+    check = sub.add_parser("check", parents=[common], help="validate a schedule file and summarise it")
+    check.add_argument("path", nargs="?", help="schedule file (default: SCHEDULE_PATH or data/track28.yaml)")
+    sub.add_parser("sync", parents=[common], help="publish the slash commands globally (may take a while to appear)")
+    sub.add_parser("plan", parents=[common], help="print when each reminder would fire")
+    return parser
+
+
+def _clock(args: argparse.Namespace, settings: Settings) -> Clock:
+    replay = settings.replay_from
+    if args.replay_from:
+        try:
+            replay = isoparse(args.replay_from)
+        except ValueError:
+            raise UsageError(f"--replay-from must be an ISO time such as 2020-12-10T05:50-08:00, got {args.replay_from!r}") from None
+        if replay.tzinfo is None:
+            raise UsageError(f"--replay-from needs a UTC offset, e.g. {args.replay_from}-08:00")
+    speed = settings.clock_speed if args.speed is None else args.speed
+    if not 0 < speed <= 10_000:
+        raise UsageError(f"--speed must be above 0 and at most 10000, got {speed:g}")
+    return make_clock(replay, speed)
+
+
+def _zone(args: argparse.Namespace, schedule: Schedule) -> ZoneInfo:
+    if not args.tz:
+        return schedule.timezone
+    try:
+        return ZoneInfo(args.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--tz: unknown time zone {args.tz!r}; use an IANA name such as Europe/Paris") from None
+
+
+def _schedule_path(args: argparse.Namespace, settings: Settings) -> Path:
+    return Path(getattr(args, "path", None) or args.schedule or settings.schedule_path)
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    schedule = load_schedule(_schedule_path(args, settings))
+    for session in schedule.sessions:
+        print(render_summary(session))
+    print(f"{schedule.source}: OK, {len(schedule.sessions)} session(s), {len(schedule.talks)} items")
+    return 0
+
+
+def cmd_console(args: argparse.Namespace, settings: Settings, *, note: str = "") -> int:
+    from bot.console import Console, run_console, stdin_is_terminal
+    from bot.search import SearchIndex
+
+    schedule = load_schedule(_schedule_path(args, settings))
+    clock = _clock(args, settings)
+    tz = _zone(args, schedule)
+    console = Console(schedule, SearchIndex(schedule), clock, tz)
+    interactive = stdin_is_terminal()
+    banner = "\n".join(filter(None, [note, f"{schedule.name} · {len(schedule.talks)} items · times in {tz.key} · {clock!r}"]))
+    return run_console(console, sys.stdin, sys.stdout, interactive=interactive, banner=banner, history=settings.state_path.parent / "console_history")
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.console import stdin_is_terminal
+
+    if not settings.discord_token:
+        if stdin_is_terminal():
+            return cmd_console(args, settings, note=NO_TOKEN)
+        print(NO_TOKEN, file=sys.stderr)
+        return 2
+    from bot.discord_app import run_discord
+
+    return run_discord(settings, _schedule_path(args, settings), _clock(args, settings))
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.discord_token:
+        print(NO_TOKEN, file=sys.stderr)
+        return 2
+    from bot.discord_app import sync_global
+
+    return sync_global(settings, _schedule_path(args, settings))
+
+
+def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.reminders import print_plan
+
+    schedule = load_schedule(_schedule_path(args, settings))
+    return print_plan(schedule, settings, _clock(args, settings).now(), sys.stdout)
+
+
+COMMANDS = {"run": cmd_run, "console": cmd_console, "check": cmd_check, "sync": cmd_sync, "plan": cmd_plan}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+        return COMMANDS[args.command or "run"](args, settings)
+    except (ConfigError, UsageError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ScheduleError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

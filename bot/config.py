@@ -1,0 +1,153 @@
+"""Settings from the environment (and `.env`), validated once at start-up.
+
+A bad value stops the bot with a message naming the variable; the token is never printed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dateutil.parser import isoparse
+from dotenv import dotenv_values
+
+DEFAULT_SCHEDULE = Path("data/track28.yaml")
+DEFAULT_STATE = Path("state/bot.sqlite3")
+KNOWN_KINDS = ("oral", "spotlight", "qa")
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message names it."""
+
+
+class Secret(str):
+    """A string that never shows itself in a repr, a log line or an f-string."""
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self else "Secret('')"
+
+    def __str__(self) -> str:
+        return "********" if self else ""
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+@dataclass(frozen=True)
+class Settings:
+    discord_token: Secret = field(default_factory=lambda: Secret(""))
+    guild_id: int | None = None
+    reminder_channel_id: int | None = None
+    schedule_path: Path = DEFAULT_SCHEDULE
+    state_path: Path = DEFAULT_STATE
+    replay_from: dt.datetime | None = None
+    clock_speed: float = 1.0
+    log_level: str = "INFO"
+    reminder_leads: tuple[int, ...] = (5,)
+    reminder_kinds: frozenset[str] = frozenset({"oral", "spotlight"})
+    reminder_role_id: int | None = None
+    reminder_grace_minutes: int = 10
+
+
+def _snowflake(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 15 <= len(raw) <= 20:
+        raise ConfigError(f"{name} must be a Discord id (a number of 15 to 20 digits), got {raw!r}")
+    return int(raw)
+
+
+def _replay(env: Mapping[str, str]) -> dt.datetime | None:
+    raw = env.get("BOT_REPLAY_FROM", "").strip()
+    if not raw:
+        return None
+    try:
+        moment = isoparse(raw)
+    except ValueError:
+        raise ConfigError(f"BOT_REPLAY_FROM must be an ISO time such as 2020-12-10T05:50-08:00, got {raw!r}") from None
+    if moment.tzinfo is None:
+        raise ConfigError(f"BOT_REPLAY_FROM needs a UTC offset, e.g. {raw}-08:00")
+    return moment
+
+
+def _speed(env: Mapping[str, str]) -> float:
+    raw = env.get("BOT_CLOCK_SPEED", "").strip() or "1"
+    try:
+        speed = float(raw)
+    except ValueError:
+        speed = 0.0
+    if not 0 < speed <= 10_000:
+        raise ConfigError(f"BOT_CLOCK_SPEED must be a number above 0 (1 = real time, 60 = a minute per second), got {raw!r}")
+    return speed
+
+
+def _leads(env: Mapping[str, str]) -> tuple[int, ...]:
+    raw = env.get("REMINDER_LEAD_MINUTES", "").strip() or "5"
+    try:
+        leads = tuple(sorted({int(part) for part in raw.split(",") if part.strip()}, reverse=True))
+    except ValueError:
+        leads = ()
+    if not leads or any(not 0 <= lead <= 24 * 60 for lead in leads):
+        raise ConfigError(f"REMINDER_LEAD_MINUTES must be minutes before a talk, e.g. 5 or 10,2; got {raw!r}")
+    return leads
+
+
+def _kinds(env: Mapping[str, str]) -> frozenset[str]:
+    raw = env.get("REMINDER_KINDS", "").strip() or "oral,spotlight"
+    kinds = frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+    unknown = kinds - set(KNOWN_KINDS)
+    if not kinds or unknown:
+        raise ConfigError(f"REMINDER_KINDS may list {', '.join(KNOWN_KINDS)}; got {raw!r}")
+    return kinds
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+    return int(raw)
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = (env.get("LOG_LEVEL", "").strip() or "INFO").upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR; got {level!r}")
+    return level
+
+
+def settings_from(env: Mapping[str, str]) -> Settings:
+    """Validate a mapping of variables (the environment) into Settings."""
+    token = env.get("DISCORD_TOKEN", "").strip()
+    if token and (len(token) < 20 or any(c.isspace() for c in token)):
+        raise ConfigError("DISCORD_TOKEN does not look like a bot token (copy it from the Developer Portal, Bot tab)")
+    return Settings(
+        discord_token=Secret(token),
+        guild_id=_snowflake(env, "DISCORD_GUILD_ID"),
+        reminder_channel_id=_snowflake(env, "REMINDER_CHANNEL_ID"),
+        schedule_path=Path(env.get("SCHEDULE_PATH", "").strip() or DEFAULT_SCHEDULE),
+        state_path=Path(env.get("STATE_PATH", "").strip() or DEFAULT_STATE),
+        replay_from=_replay(env),
+        clock_speed=_speed(env),
+        log_level=_log_level(env),
+        reminder_leads=_leads(env),
+        reminder_kinds=_kinds(env),
+        reminder_role_id=_snowflake(env, "REMINDER_ROLE_ID"),
+        reminder_grace_minutes=_int(env, "REMINDER_GRACE_MINUTES", 10, 0, 24 * 60),
+    )
+
+
+def load_settings(env_file: str | Path = ".env", environ: Mapping[str, str] | None = None) -> Settings:
+    """The process environment over `.env` (the environment wins), validated."""
+    merged = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if Path(env_file).is_file() else {}
+    merged.update(os.environ if environ is None else environ)
+    return settings_from(merged)

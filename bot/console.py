@@ -1,0 +1,131 @@
+"""Terminal front-end: the same commands a Discord user types, answered from the same core.
+
+Interactive with line editing and history (readline), or fed commands on stdin: one answer each.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from bot import answers, render_text
+from bot.clock import Clock
+from bot.errors import AmbiguousQuery, UserError
+from bot.schedule import Schedule
+from bot.search import SearchIndex
+
+log = logging.getLogger(__name__)
+
+HELP = """Commands (the same as on Discord):
+  /next              the next talks, with how long until each starts
+  /now               what is on now, and what follows
+  /schedule          the whole session
+  /talk QUERY        a talk by title words, author or topic (typos are fine)
+  /abstract QUERY    the same, with the full abstract
+  /author NAME       an author's talks (full name, surname, with or without accents)
+  /help              this list
+  /quit              leave (or Ctrl-D)"""
+
+
+@dataclass
+class Console:
+    schedule: Schedule
+    index: SearchIndex
+    clock: Clock
+    tz: ZoneInfo
+
+    def handle(self, line: str) -> str:
+        """The answer to one typed line; user mistakes become friendly text, never tracebacks."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return ""
+        command, _, rest = line.partition(" ")
+        command = command.lstrip("/").lower()
+        handler = self._commands().get(command)
+        if handler is None:
+            return f"Unknown command “{command}”. Type /help for the list."
+        try:
+            return handler(rest.strip())
+        except AmbiguousQuery as err:
+            return "\n".join([str(err), *(f"  {i}. {s}" for i, s in enumerate(err.suggestions, 1))])
+        except UserError as err:
+            tail = [f"  - {s}" for s in err.suggestions]
+            return "\n".join([str(err), *tail])
+
+    def _commands(self) -> dict[str, Callable[[str], str]]:
+        return {
+            "next": lambda _: render_text.render_next(answers.next_talks(self.schedule, self.clock.now()), self.clock.now(), self.tz),
+            "now": lambda _: render_text.render_now(answers.on_now(self.schedule, self.clock.now()), self.clock.now(), self.tz),
+            "schedule": lambda _: render_text.render_agenda(answers.agenda(self.schedule), self.tz),
+            "agenda": lambda _: render_text.render_agenda(answers.agenda(self.schedule), self.tz),
+            "talk": lambda q: render_text.render_talk(answers.find_talk(self.index, q), self.schedule, self.tz, abstract=False),
+            "abstract": lambda q: render_text.render_talk(answers.find_talk(self.index, q), self.schedule, self.tz),
+            "author": lambda q: render_text.render_author(answers.find_author(self.index, q), self.clock.now(), self.tz),
+            "help": lambda _: HELP,
+            "time": lambda _: f"The clock shows {self.clock.now().astimezone(self.tz):%a %-d %b %Y %H:%M:%S %Z}.",
+        }
+
+
+def _setup_readline(history: Path) -> None:
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - e.g. Windows without pyreadline
+        return
+    commands = ["/next", "/now", "/schedule", "/talk ", "/abstract ", "/author ", "/help", "/quit"]
+
+    def complete(text: str, state: int) -> str | None:
+        options = [c for c in commands if c.startswith(text)]
+        return options[state] if state < len(options) else None
+
+    readline.set_completer(complete)
+    readline.parse_and_bind("tab: complete")
+    try:
+        history.parent.mkdir(parents=True, exist_ok=True)
+        readline.read_history_file(history)
+    except OSError:
+        pass
+    import atexit
+
+    atexit.register(lambda: _save_history(readline, history))
+
+
+def _save_history(readline: object, history: Path) -> None:
+    try:
+        readline.set_history_length(1000)  # type: ignore[attr-defined]
+        readline.write_history_file(history)  # type: ignore[attr-defined]
+    except OSError:
+        pass
+
+
+def run_console(console: Console, stdin: TextIO, stdout: TextIO, *, interactive: bool, banner: str = "", history: Path | None = None) -> int:
+    """Read commands until end of input or /quit; return the exit code."""
+    if interactive:
+        if history is not None:
+            _setup_readline(history)
+        print(banner, file=stdout)
+        print("Type /help for the commands, /quit to leave.", file=stdout)
+    while True:
+        try:
+            line = input("track> ") if interactive else stdin.readline()
+        except (EOFError, KeyboardInterrupt):
+            print(file=stdout)
+            return 0
+        if not interactive and not line:
+            return 0
+        if line.strip().lstrip("/").lower() in {"quit", "exit", "q"}:
+            return 0
+        answer = console.handle(line)
+        if answer:
+            print(answer, file=stdout)
+            if not interactive:
+                print(file=stdout)
+            stdout.flush()
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()

@@ -1,0 +1,497 @@
+"""The schedule as data: frozen Talk/Session/Schedule objects and a validating YAML loader.
+
+Every refusal names the file, the line and the field, so an organiser can fix the file
+without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from dateutil.parser import isoparse
+from rapidfuzz import process
+
+from bot.text import plain_text
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+
+
+class Kind(StrEnum):
+    ORAL = "oral"
+    SPOTLIGHT = "spotlight"
+    QA = "qa"
+    BREAK = "break"
+
+    @property
+    def label(self) -> str:
+        return {"oral": "Oral", "spotlight": "Spotlight", "qa": "Q&A", "break": "Break"}[self.value]
+
+
+TALK_KINDS = frozenset({Kind.ORAL, Kind.SPOTLIGHT})
+
+
+@dataclass(frozen=True, slots=True)
+class Talk:
+    """One item of a session: an oral, a spotlight, a joint Q&A or a break."""
+
+    id: str
+    session_id: str
+    kind: Kind
+    start: dt.datetime
+    end: dt.datetime
+    title: str
+    authors: tuple[str, ...] = ()
+    abstract: str = ""
+    follows: tuple[str, ...] = ()
+
+    @property
+    def display_title(self) -> str:
+        """The title with LaTeX made readable ($L_2$ -> L₂)."""
+        return plain_text(self.title)
+
+    @property
+    def display_abstract(self) -> str:
+        return plain_text(self.abstract)
+
+    @property
+    def is_talk(self) -> bool:
+        return self.kind in TALK_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    name: str
+    timezone: ZoneInfo
+    date: dt.date
+    items: tuple[Talk, ...]
+    chairs: tuple[str, ...] = ()
+    room: str = ""
+
+    @property
+    def start(self) -> dt.datetime:
+        return self.items[0].start
+
+    @property
+    def end(self) -> dt.datetime:
+        return max(t.end for t in self.items)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """All sessions of one file; items are kept sorted by start for bisect-based lookups."""
+
+    sessions: tuple[Session, ...]
+    conference: str = ""
+    source: str = ""
+    talks: tuple[Talk, ...] = field(init=False)
+    _by_id: dict[str, Talk] = field(init=False, repr=False)
+    _starts: tuple[dt.datetime, ...] = field(init=False, repr=False)
+    _sessions_by_id: dict[str, Session] = field(init=False, repr=False)
+    longest_item: dt.timedelta = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        talks = tuple(sorted((t for s in self.sessions for t in s.items), key=lambda t: (t.start, t.id)))
+        object.__setattr__(self, "talks", talks)
+        object.__setattr__(self, "_by_id", {t.id: t for t in talks})
+        object.__setattr__(self, "_starts", tuple(t.start for t in talks))
+        object.__setattr__(self, "_sessions_by_id", {s.id: s for s in self.sessions})
+        object.__setattr__(self, "longest_item", max((t.end - t.start for t in talks), default=dt.timedelta(0)))
+
+    def talk(self, talk_id: str) -> Talk | None:
+        return self._by_id.get(talk_id)
+
+    def session_of(self, talk: Talk) -> Session:
+        return self._sessions_by_id[talk.session_id]
+
+    def first_starting_after(self, now: dt.datetime) -> int:
+        """Index in `talks` of the first item that starts strictly after `now`."""
+        return bisect_right(self._starts, now)
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return self.sessions[0].timezone
+
+    @property
+    def name(self) -> str:
+        if len(self.sessions) == 1:
+            return self.sessions[0].name
+        return self.conference or f"{len(self.sessions)} sessions"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    line: int
+    field: str
+    message: str
+
+
+class ScheduleError(Exception):
+    """A schedule file that cannot be used; each problem names its line and field."""
+
+    def __init__(self, path: str, problems: list[Problem]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        head = f"{self.path}: schedule refused ({len(self.problems)} problem{'s' * (len(self.problems) != 1)})"
+        lines = [f"  {self.path}:{p.line}: field '{p.field}': {p.message}" for p in self.problems]
+        return "\n".join([head, *lines])
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+
+class _Map(dict):
+    line: int = 1
+    key_lines: dict[Any, int]
+
+
+class _Seq(list):
+    line: int = 1
+    item_lines: list[int]
+
+
+class _SafeLineLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """yaml's safe loader (C-accelerated when available) that remembers each key's line."""
+
+
+def _construct_map(loader: Any, node: yaml.MappingNode) -> _Map:
+    loader.flatten_mapping(node)
+    result = _Map()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise _DuplicateOrBadKey(line, str(key), "a key must be a plain word")
+        if key in result:
+            raise _DuplicateOrBadKey(line, str(key), f"'{key}' appears twice in this mapping")
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = line
+    return result
+
+
+def _construct_seq(loader: Any, node: yaml.SequenceNode) -> _Seq:
+    result = _Seq(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = node.start_mark.line + 1
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return result
+
+
+class _DuplicateOrBadKey(Exception):
+    def __init__(self, line: int, key: str, message: str) -> None:
+        self.line, self.key, self.message = line, key, message
+
+
+_SafeLineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_SafeLineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+
+
+def _syntax_problem(text: str, err: yaml.YAMLError) -> Problem:
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    line = mark.line + 1 if mark else 1
+    lines = text.splitlines()
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    match = re.match(r"\s*-?\s*([A-Za-z_][\w-]*)\s*:", source)
+    what = " ".join(str(p) for p in (getattr(err, "context", None), getattr(err, "problem", None)) if p)
+    col = f", column {mark.column + 1}" if mark else ""
+    return Problem(line, match.group(1) if match else "(syntax)", f"YAML syntax error{col}: {what or err}")
+
+
+# --------------------------------------------------------------------------- validation
+
+_SESSION_FIELDS = {"id": True, "name": True, "timezone": True, "date": True, "items": True, "chairs": False, "room": False}
+_ITEM_FIELDS = {
+    "id": True,
+    "kind": True,
+    "start": True,
+    "end": True,
+    "title": True,
+    "authors": False,
+    "abstract": False,
+    "follows": False,
+}
+_TOP_FIELDS = {"sessions": True, "conference": False}
+
+
+class _Checker:
+    """Collects problems while walking the loaded document; never raises midway."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, line: int, field_path: str, message: str) -> None:
+        self.problems.append(Problem(line, field_path, message))
+
+    def fields(self, node: Any, spec: dict[str, bool], path: str, line: int, what: str) -> _Map | None:
+        if not isinstance(node, dict):
+            self.add(getattr(node, "line", line), path or "(top level)", f"expected {what} (a mapping of fields), got {_describe(node)}")
+            return None
+        for key in node:
+            if key not in spec:
+                hint = process.extractOne(str(key), list(spec), score_cutoff=60)
+                extra = f"; did you mean '{hint[0]}'?" if hint else f"; allowed: {', '.join(spec)}"
+                self.add(node.key_lines.get(key, node.line), _join(path, str(key)), f"unknown field{extra}")
+        for key, required in spec.items():
+            if required and key not in node:
+                self.add(node.line, _join(path, key), f"missing required field in {what}")
+        return node
+
+    def text(self, node: _Map, key: str, path: str, *, required: bool) -> str:
+        value = node.get(key)
+        line = node.key_lines.get(key, node.line)
+        if value is None:
+            if required and key in node:
+                self.add(line, _join(path, key), "must not be empty")
+            return ""
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            self.add(line, _join(path, key), f"expected text, got {_describe(value)}")
+            return ""
+        value = str(value).strip()
+        if required and not value:
+            self.add(line, _join(path, key), "must not be empty")
+        return value
+
+    def names(self, node: _Map, key: str, path: str) -> tuple[str, ...]:
+        value = node.get(key)
+        if value is None:
+            return ()
+        line = node.key_lines.get(key, node.line)
+        if not isinstance(value, list):
+            self.add(line, _join(path, key), f"expected a list of names, got {_describe(value)}")
+            return ()
+        out = []
+        for i, item in enumerate(value):
+            item_line = value.item_lines[i] if isinstance(value, _Seq) else line
+            if not isinstance(item, str) or not item.strip():
+                self.add(item_line, f"{_join(path, key)}[{i}]", f"expected a non-empty name, got {_describe(item)}")
+            else:
+                out.append(item.strip())
+        return tuple(out)
+
+    def moment(self, node: _Map, key: str, path: str, tz: ZoneInfo | None) -> dt.datetime | None:
+        value = node.get(key)
+        line = node.key_lines.get(key, node.line)
+        where = _join(path, key)
+        if value is None:
+            return None
+        if isinstance(value, dt.datetime):
+            moment = value
+        elif isinstance(value, str):
+            try:
+                moment = isoparse(value.strip())
+            except (ValueError, OverflowError):
+                self.add(line, where, f"cannot read {value!r} as a time; write e.g. 2020-12-10T06:00:00-08:00")
+                return None
+        else:
+            self.add(line, where, f"expected a time such as 2020-12-10T06:00:00-08:00, got {_describe(value)}")
+            return None
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            self.add(line, where, f"time {value} has no UTC offset; add one, e.g. {moment.isoformat()}-08:00")
+            return None
+        if tz is not None:
+            expected = moment.astimezone(tz).utcoffset()
+            if expected != moment.utcoffset():
+                self.add(line, where, f"offset {_fmt_offset(moment.utcoffset())} does not match {tz.key}, which is {_fmt_offset(expected)} at that time")
+        return moment
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _fmt_offset(offset: dt.timedelta | None) -> str:
+    total = int(offset.total_seconds()) if offset else 0
+    sign = "-" if total < 0 else "+"
+    hours, minutes = divmod(abs(total) // 60, 60)
+    return f"UTC{sign}{hours:02d}:{minutes:02d}"
+
+
+def _zone(check: _Checker, node: _Map, path: str) -> ZoneInfo | None:
+    name = check.text(node, "timezone", path, required=True)
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        check.add(
+            node.key_lines.get("timezone", node.line), _join(path, "timezone"), f"unknown time zone {name!r}; use an IANA name such as America/Los_Angeles"
+        )
+        return None
+
+
+def _session_date(check: _Checker, node: _Map, path: str) -> dt.date | None:
+    value = node.get("date")
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    if "date" in node:
+        check.add(node.key_lines.get("date", node.line), _join(path, "date"), f"expected a date such as 2020-12-10, got {_describe(value)}")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    line: int
+    path: str
+
+
+def _item(check: _Checker, node: Any, path: str, session_id: str, tz: ZoneInfo | None, line: int) -> tuple[Talk, _Where] | None:
+    item = check.fields(node, _ITEM_FIELDS, path, line, "an item")
+    if item is None:
+        return None
+    before = len(check.problems)
+    talk_id = check.text(item, "id", path, required=True)
+    if talk_id and not _ID_RE.match(talk_id):
+        check.add(item.key_lines["id"], _join(path, "id"), f"id {talk_id!r} must be lowercase letters, digits, '-', '.' or '_' (at most 100)")
+    kind_text = check.text(item, "kind", path, required=True)
+    kind = None
+    if kind_text:
+        try:
+            kind = Kind(kind_text.lower())
+        except ValueError:
+            check.add(item.key_lines["kind"], _join(path, "kind"), f"unknown kind {kind_text!r}; use one of: {', '.join(k.value for k in Kind)}")
+    title = check.text(item, "title", path, required=True)
+    start = check.moment(item, "start", path, tz)
+    end = check.moment(item, "end", path, tz)
+    if start and end and end <= start:
+        check.add(item.key_lines["end"], _join(path, "end"), f"end {end.isoformat()} is not after start {start.isoformat()}")
+    authors = check.names(item, "authors", path)
+    follows = check.names(item, "follows", path)
+    abstract = check.text(item, "abstract", path, required=False)
+    if len(check.problems) > before or kind is None or start is None or end is None:
+        return None
+    talk = Talk(talk_id, session_id, kind, start, end, title, authors, abstract, follows)
+    return talk, _Where(item.line, path)
+
+
+def _session(check: _Checker, node: Any, path: str, line: int) -> tuple[Session, list[tuple[Talk, _Where]]] | None:
+    sess = check.fields(node, _SESSION_FIELDS, path, line, "a session")
+    if sess is None:
+        return None
+    before = len(check.problems)
+    session_id = check.text(sess, "id", path, required=True)
+    name = check.text(sess, "name", path, required=True)
+    tz = _zone(check, sess, path)
+    date = _session_date(check, sess, path)
+    chairs = check.names(sess, "chairs", path)
+    room = check.text(sess, "room", path, required=False)
+    raw_items = sess.get("items")
+    items: list[Talk] = []
+    where: list[tuple[Talk, _Where]] = []
+    if "items" in sess and (not isinstance(raw_items, list) or not raw_items):
+        check.add(sess.key_lines.get("items", sess.line), _join(path, "items"), "expected a non-empty list of items")
+    elif isinstance(raw_items, list):
+        for i, raw in enumerate(raw_items):
+            made = _item(check, raw, f"{path}.items[{i}]", session_id, tz, raw_items.item_lines[i])
+            if made:
+                items.append(made[0])
+                where.append(made)
+    if len(check.problems) > before or tz is None or date is None:
+        return None
+    items.sort(key=lambda t: t.start)
+    return Session(session_id, name, tz, date, tuple(items), chairs, room), where
+
+
+def _cross_checks(check: _Checker, sessions: list[tuple[Session, _Where]], items: list[tuple[Talk, _Where]]) -> None:
+    seen_sessions: set[str] = set()
+    for s, where in sessions:
+        if s.id in seen_sessions:
+            check.add(where.line, f"{where.path}.id", f"duplicate session id {s.id!r}")
+        seen_sessions.add(s.id)
+    seen: dict[str, Talk] = {}
+    for t, where in items:
+        if t.id in seen:
+            check.add(where.line, f"{where.path}.id", f"duplicate id {t.id!r} (first used by {seen[t.id].title!r})")
+        seen.setdefault(t.id, t)
+    for t, where in items:
+        for ref in t.follows:
+            if ref not in seen:
+                check.add(where.line, f"{where.path}.follows", f"unknown item id {ref!r}")
+    room_of = {s.id: s.room or f"session {s.id}" for s, _ in sessions}
+    rooms: dict[str, list[tuple[Talk, _Where]]] = {}
+    for t, where in items:
+        rooms.setdefault(room_of[t.session_id], []).append((t, where))
+    for room, entries in rooms.items():
+        entries.sort(key=lambda e: e[0].start)
+        for (a, _), (b, where) in itertools.pairwise(entries):
+            if b.start < a.end:
+                check.add(where.line, f"{where.path}.start", f"{b.id!r} starts at {b.start:%H:%M} before {a.id!r} ends at {a.end:%H:%M} in {room}")
+
+
+def parse_schedule(text: str, source: str = "<schedule>") -> Schedule:
+    """Validate YAML text into a Schedule, or raise ScheduleError naming every problem found."""
+    try:
+        doc = yaml.load(text, Loader=_SafeLineLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateOrBadKey as err:
+        raise ScheduleError(source, [Problem(err.line, err.key, err.message)]) from None
+    except yaml.YAMLError as err:
+        raise ScheduleError(source, [_syntax_problem(text, err)]) from None
+    check = _Checker()
+    if doc is None:
+        raise ScheduleError(source, [Problem(1, "(document)", "the file is empty; expected a mapping with a 'sessions' list")])
+    top = check.fields(doc, _TOP_FIELDS, "", 1, "the top level")
+    if top is None:
+        raise ScheduleError(source, check.problems)
+    conference = check.text(top, "conference", "", required=False)
+    raw_sessions = top.get("sessions")
+    sessions: list[tuple[Session, _Where]] = []
+    items: list[tuple[Talk, _Where]] = []
+    if "sessions" in top and (not isinstance(raw_sessions, list) or not raw_sessions):
+        check.add(top.key_lines.get("sessions", 1), "sessions", "expected a non-empty list of sessions")
+    elif isinstance(raw_sessions, list):
+        for i, raw in enumerate(raw_sessions):
+            made = _session(check, raw, f"sessions[{i}]", raw_sessions.item_lines[i])
+            if made:
+                sessions.append((made[0], _Where(raw_sessions.item_lines[i], f"sessions[{i}]")))
+                items.extend(made[1])
+    _cross_checks(check, sessions, items)
+    if check.problems:
+        raise ScheduleError(source, check.problems)
+    return Schedule(tuple(s for s, _ in sessions), conference, source)
+
+
+def load_schedule(path: str | Path) -> Schedule:
+    """Read and validate a schedule file; unreadable files are refused like malformed ones."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScheduleError(name, [Problem(1, "(file)", "file not found")]) from None
+    except UnicodeDecodeError as err:
+        raise ScheduleError(name, [Problem(1, "(file)", f"not UTF-8 text ({err.reason})")]) from None
+    except OSError as err:
+        raise ScheduleError(name, [Problem(1, "(file)", f"cannot read: {err.strerror}")]) from None
+    return parse_schedule(text, name)

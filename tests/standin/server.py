@@ -1,0 +1,409 @@
+"""StandIn: a local aiohttp stand-in for Discord's REST API and gateway.
+
+Usage (in-process)::
+
+    async with StandIn() as standin, standin.redirect():
+        client = discord.Client(intents=discord.Intents.default())
+        ...
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from . import rest
+from .gateway import Gateway
+from .interactions import APPLICATION_COMMAND, APPLICATION_COMMAND_AUTOCOMPLETE, InteractionHandle, build_interaction
+from .models import (
+    DEFAULT_EVERYONE,
+    EMBED_LINKS,
+    MANAGE_EVENTS,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
+    ChannelSpec,
+    GuildSpec,
+    RoleSpec,
+    StoredMessage,
+    snowflake,
+    user_payload,
+)
+from .redirect import redirect_discord
+
+# permissions the bot's managed role has by default
+BOT_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | MANAGE_EVENTS | (1 << 16) | (1 << 31)
+
+
+@dataclass
+class Fault:
+    """An injected answer for the next ``remaining`` matching REST requests (None: forever)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    remaining: int | None
+    body: Any = None
+    retry_after: float | None = None
+    is_global: bool = False
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.remaining is not None and self.remaining <= 0:
+            return False
+        return self.method in ("*", method) and self.pattern.search(path) is not None
+
+
+@dataclass
+class RequestRecord:
+    method: str
+    path: str  # after /api/vN, e.g. /channels/1/messages
+    query: dict[str, str]
+    body: Any
+    status: int = 0
+    response: Any = None
+    faulted: bool = False
+    route: str | None = None  # the handler's name, None for unknown routes
+    at: float = field(default_factory=time.time)
+
+    @property
+    def message_body(self) -> dict[str, Any] | None:
+        """The message this request would create/edit (the ``data`` of a message callback)."""
+        if not isinstance(self.body, dict):
+            return None
+        if self.route == "interaction_callback":
+            return self.body.get("data") if self.body.get("type") in (4, 7) else None
+        if self.route in rest.MESSAGE_ROUTES:
+            return self.body
+        return None
+
+
+class StandIn:
+    """A fake Discord that a real discord.py client can log in to."""
+
+    def __init__(
+        self,
+        *,
+        guild_id: int | None = None,
+        channels: dict[int, str] | list[int] | None = None,
+        app_id: int | None = None,
+        bot_id: int | None = None,
+        bot_name: str = "ConfBot",
+        token: str | None = None,
+        interaction_deadline: float = 3.0,
+        token_lifetime: float = 15 * 60,
+        nonce_window: float = 300.0,
+        heartbeat_interval_ms: int = 41250,
+        privileged_intents_enabled: int = 0,
+        bot_permissions: int = BOT_PERMISSIONS,
+        member_ids: list[int] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.app_id = app_id or snowflake()
+        self.bot_id = bot_id or self.app_id
+        self.bot_name = bot_name
+        self.token = token
+        self.app_flags = 0
+        self.interaction_deadline = interaction_deadline
+        self.token_lifetime = token_lifetime
+        self.nonce_window = nonce_window
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.privileged_intents_enabled = privileged_intents_enabled
+        self.bot_permissions = bot_permissions
+        self.host, self._port = host, port
+        self.guilds: dict[int, GuildSpec] = {}
+        self.commands: dict[int | None, list[dict[str, Any]]] = {}
+        self.command_creates: dict[int | None, list[float]] = {}
+        self.stored: dict[int, StoredMessage] = {}
+        self.nonces: dict[tuple[int, str], StoredMessage] = {}
+        self.interactions: dict[int, InteractionHandle] = {}
+        self.by_token: dict[str, InteractionHandle] = {}
+        self.requests: list[RequestRecord] = []
+        self.faults: list[Fault] = []
+        self.gateway = Gateway(self)
+        self._ws: set[web.WebSocketResponse] = set()
+        self._runner: web.AppRunner | None = None
+        if isinstance(channels, list):
+            channels = {cid: f"channel-{i}" for i, cid in enumerate(channels)}
+        self.add_guild(guild_id or snowflake(), channels=channels, member_ids=member_ids)
+
+    # --- setup -------------------------------------------------------------------
+    def add_guild(
+        self,
+        guild_id: int,
+        *,
+        name: str = "Conference",
+        channels: dict[int, str] | None = None,
+        member_ids: list[int] | None = None,
+    ) -> GuildSpec:
+        """Add a guild the bot is in (text channels ``{id: name}``, roles, some members)."""
+        channels = channels or {snowflake(): "general", snowflake(): "announcements"}
+        roles = [
+            RoleSpec(guild_id, "@everyone", DEFAULT_EVERYONE, position=0),
+            RoleSpec(snowflake(), "Organizers", DEFAULT_EVERYONE | (1 << 5) | (1 << 33), position=2),
+            RoleSpec(snowflake(), "Attendees", DEFAULT_EVERYONE, position=1, mentionable=True),
+            RoleSpec(snowflake(), self.bot_name, self.bot_permissions, position=3),
+        ]
+        guild = GuildSpec(
+            id=guild_id,
+            name=name,
+            channels=[ChannelSpec(cid, cname, position=i) for i, (cid, cname) in enumerate(channels.items())],
+            roles=roles,
+            owner_id=snowflake(),
+        )
+        for uid in member_ids or [snowflake(), snowflake()]:
+            guild.members[uid] = (f"user{uid % 10000}", [roles[2].id])
+        self.guilds[guild_id] = guild
+        return guild
+
+    @property
+    def guild(self) -> GuildSpec:
+        """The first (default) guild."""
+        return next(iter(self.guilds.values()))
+
+    @property
+    def guild_id(self) -> int:
+        return self.guild.id
+
+    @property
+    def channel_ids(self) -> list[int]:
+        return [c.id for c in self.guild.channels]
+
+    @property
+    def channel_id(self) -> int:
+        return self.channel_ids[0]
+
+    def guild_of_channel(self, channel_id: int) -> GuildSpec | None:
+        return next((g for g in self.guilds.values() if g.channel(channel_id) is not None), None)
+
+    def token_ok(self, token: str | None) -> bool:
+        if not token:
+            return False
+        token = token.removeprefix("Bot ")
+        return self.token is None or token == self.token
+
+    def bot_user(self) -> dict[str, Any]:
+        return {**user_payload(self.bot_id, self.bot_name, bot=True), "verified": True, "mfa_enabled": False}
+
+    def bot_member(self, guild_id: int) -> dict[str, Any]:
+        guild = self.guilds[guild_id]
+        return {
+            "user": self.bot_user(),
+            "roles": [str(guild.roles[-1].id)],
+            "joined_at": "2024-01-01T00:00:00+00:00",
+            "nick": None,
+            "avatar": None,
+            "deaf": False,
+            "mute": False,
+            "pending": False,
+            "flags": 0,
+        }
+
+    # --- lifecycle ---------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self._port}"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.url}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"{self.ws_url}/gateway"
+
+    def make_app(self) -> web.Application:
+        from .control import add_control_routes
+
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/gateway", self.gateway.handle)
+        app.router.add_get("/resume-gateway", self.gateway.handle)
+        add_control_routes(app, self)
+        app.router.add_route("*", "/api/{tail:.*}", self._api)
+        return app
+
+    async def start(self) -> StandIn:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._port))
+        self._port = sock.getsockname()[1]
+        self._runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+        return self
+
+    async def stop(self) -> None:
+        await self.gateway.close_all()
+        for ws in list(self._ws):
+            await ws.close(code=1001)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> StandIn:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def redirect(self):
+        """Context manager pointing discord.py (Route.BASE, DEFAULT_GATEWAY) here."""
+        return redirect_discord(self.url)
+
+    # --- REST dispatch -----------------------------------------------------------
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        tail = request.match_info["tail"]
+        path = "/" + tail.split("/", 1)[1] if re.match(r"v\d+(/|$)", tail) else "/" + tail
+        path = path if path != "/" else "/"
+        body, files = await rest.read_body(request)
+        record = RequestRecord(request.method, path, dict(request.query), body)
+        self.requests.append(record)
+        response = self._fault_response(request.method, path)
+        if response is not None:
+            record.faulted = True
+        else:
+            response = await rest.route(self, request, record, files)
+        record.status = response.status
+        if isinstance(response, web.Response) and response.body is not None:
+            try:
+                record.response = json.loads(response.body)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                record.response = None
+        return response
+
+    def _fault_response(self, method: str, path: str) -> web.Response | None:
+        for fault in self.faults:
+            if fault.matches(method, path):
+                fault.hits += 1
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                return rest.fault_response(fault)
+        return None
+
+    # --- test API ----------------------------------------------------------------
+    def inject(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        count: int | None = 1,
+        body: Any = None,
+        retry_after: float | None = None,
+        *,
+        is_global: bool = False,
+    ) -> Fault:
+        """Answer the next ``count`` (None: all) requests matching ``method`` ("*" for any)
+        and ``path_regex`` (searched in the path after /api/v10) with ``status``.
+        429 gets Discord's body and headers (retry_after defaults to 0.05 s); 403 defaults to
+        50013 Missing Permissions, 404 to 10003 Unknown Channel, 5xx to a plain error."""
+        fault = Fault(method.upper(), re.compile(path_regex), status, count, body, retry_after, is_global)
+        self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def messages(self, channel_id: int | None = None, *, include_interactions: bool = False) -> list[StoredMessage]:
+        """Messages created in a channel (all channels if None), oldest first, excluding
+        deleted ones. Interaction responses/follow-ups only with ``include_interactions``."""
+        return [
+            m
+            for m in self.stored.values()
+            if (channel_id is None or m.channel_id == int(channel_id))
+            and not m.deleted
+            and (include_interactions or m.source == "channel")
+        ]
+
+    def outgoing(self) -> list[RequestRecord]:
+        """Every request that carried a message body (channel posts and edits, message
+        callbacks, follow-ups, @original edits), accepted or not."""
+        return [r for r in self.requests if r.message_body is not None]
+
+    def unknown_routes(self) -> list[RequestRecord]:
+        return [r for r in self.requests if r.route is None and not r.faulted]
+
+    def find_command(self, name: str, guild_id: int | None = None) -> dict[str, Any]:
+        """A synced command by name: the guild's first, then global ones."""
+        gid = self.guild_id if guild_id is None else guild_id
+        for scope in (gid, None):
+            for cmd in self.commands.get(scope, []):
+                if cmd["name"] == name and cmd.get("type", 1) == 1:
+                    return cmd
+        raise LookupError(f"command {name!r} was not synced (guild {gid} or global)")
+
+    async def invoke(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        guild_id: int | None = None,
+        channel_id: int | None = None,
+        user_id: int | None = None,
+        permissions: int = DEFAULT_EVERYONE,
+        roles: list[int] | None = None,
+        locale: str = "en-US",
+    ) -> InteractionHandle:
+        """Dispatch a slash command (``name`` may be "group sub") over the gateway."""
+        return await self._inject(APPLICATION_COMMAND, name, options, None, guild_id, channel_id, user_id,
+                                  permissions, roles, locale)  # fmt: skip
+
+    async def autocomplete(
+        self,
+        name: str,
+        focused: str,
+        value: str = "",
+        options: dict[str, Any] | None = None,
+        *,
+        guild_id: int | None = None,
+        channel_id: int | None = None,
+        user_id: int | None = None,
+        permissions: int = DEFAULT_EVERYONE,
+        roles: list[int] | None = None,
+        locale: str = "en-US",
+    ) -> InteractionHandle:
+        """Dispatch an autocomplete interaction with ``focused`` being typed as ``value``."""
+        opts = {**(options or {}), focused: value}
+        return await self._inject(APPLICATION_COMMAND_AUTOCOMPLETE, name, opts, focused, guild_id, channel_id,
+                                  user_id, permissions, roles, locale)  # fmt: skip
+
+    async def _inject(self, kind, name, options, focused, guild_id, channel_id, user_id, permissions, roles, locale):
+        parts = name.split()
+        gid = guild_id if guild_id is not None else self.guild_id
+        command = self.find_command(parts[0], gid)
+        guild = self.guilds.get(gid)
+        payload = build_interaction(
+            self,
+            command,
+            kind=kind,
+            path=parts[1:],
+            options=options or {},
+            focused=focused,
+            guild_id=gid,
+            channel_id=channel_id or (guild.channels[0].id if guild else self.channel_id),
+            user_id=user_id or (next(iter(guild.members)) if guild and guild.members else snowflake()),
+            permissions=permissions,
+            roles=roles,
+            locale=locale,
+        )
+        handle = InteractionHandle(payload, deadline=self.interaction_deadline, token_lifetime=self.token_lifetime)
+        self.interactions[handle.id] = handle
+        self.by_token[handle.token] = handle
+        await self.gateway.dispatch("INTERACTION_CREATE", payload)
+        return handle
+
+    async def drop_gateway(self, code: int = 4000, *, abrupt: bool = False) -> None:
+        await self.gateway.drop(code, abrupt=abrupt)

@@ -204,14 +204,25 @@ _SafeLineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
 def _syntax_problem(text: str, err: yaml.YAMLError) -> Problem:
-    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-    line = mark.line + 1 if mark else 1
+    """Point at the line of the field where the syntax breaks (or where the broken construct began)."""
     lines = text.splitlines()
-    source = lines[line - 1] if 0 < line <= len(lines) else ""
-    match = re.match(r"\s*-?\s*([A-Za-z_][\w-]*)\s*:", source)
-    what = " ".join(str(p) for p in (getattr(err, "context", None), getattr(err, "problem", None)) if p)
-    col = f", column {mark.column + 1}" if mark else ""
-    return Problem(line, match.group(1) if match else "(syntax)", f"YAML syntax error{col}: {what or err}")
+
+    def field_on(mark: yaml.Mark | None) -> str | None:
+        source = lines[mark.line] if mark is not None and 0 <= mark.line < len(lines) else ""
+        match = re.match(r"\s*-?\s*([A-Za-z_][\w-]*)\s*:", source)
+        return match.group(1) if match else None
+
+    problem_mark = getattr(err, "problem_mark", None)
+    context_mark = getattr(err, "context_mark", None)
+    mark, name = problem_mark, field_on(problem_mark)
+    if name is None and field_on(context_mark):
+        mark, name = context_mark, field_on(context_mark)
+    what = " ".join(str(p) for p in (getattr(err, "context", None), getattr(err, "problem", None)) if p) or str(err)
+    if mark is not problem_mark and problem_mark is not None:
+        what += f" (noticed at line {problem_mark.line + 1})"
+    line = mark.line + 1 if mark is not None else 1
+    col = f", column {mark.column + 1}" if mark is not None else ""
+    return Problem(line, name or "(syntax)", f"YAML syntax error{col}: {what}")
 
 
 # --------------------------------------------------------------------------- validation

@@ -23,7 +23,8 @@ TITLE, AUTHOR, ABSTRACT = 0, 1, 2
 FIELD_WEIGHT = (3.0, 3.0, 1.0)
 # A result is "clearly ahead" when it beats the runner-up by this many points (0-100 scale).
 CLEAR_MARGIN = 6.0
-MIN_SCORE = 20.0
+MIN_SCORE = 12.0
+COVERAGE_FLOOR = 0.3
 STOPWORDS = frozenset(
     [
         "a",
@@ -124,11 +125,12 @@ class TokenIndex:
         """Scores 0-100 per document: the share of the query's weight that the document matches."""
         tokens = [t for t in query.split() if t not in STOPWORDS] or query.split()
         scores: dict[int, float] = defaultdict(float)
+        covered: dict[int, float] = defaultdict(float)
         total = 0.0
         for i, token in enumerate(tokens):
             expansions = self.expand(token, is_last=prefix_last and i == len(tokens) - 1)
             best_idf = self.idf(token) if token in self.postings else math.log(1 + self.size)
-            total += FIELD_WEIGHT[TITLE] * best_idf
+            total += best_idf
             token_best: dict[int, float] = {}
             for term, quality in expansions:
                 idf = self.idf(term)
@@ -141,9 +143,13 @@ class TokenIndex:
                             token_best[doc] = gain
             for doc, gain in token_best.items():
                 scores[doc] += gain
+                covered[doc] += best_idf
         if not total:
             return {}
-        return {doc: min(100.0, 100.0 * s / total) for doc, s in scores.items()}
+        # Share of the best possible (every token in a title), scaled by how much of the
+        # query the document covers at all: two abstract words beat one title word.
+        best = FIELD_WEIGHT[TITLE] * total
+        return {doc: min(100.0, 100.0 * s / best * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * covered[doc] / total)) for doc, s in scores.items()}
 
 
 def _author_key(folded_name: str) -> str:

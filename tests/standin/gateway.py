@@ -139,7 +139,7 @@ class Gateway(Watchable):
         await ws.prepare(request)
         conn = Connection(ws, request)
         self.connections.append(conn)
-        self.standin._ws.add(ws)  # noqa: SLF001
+        self.standin._ws.add(ws)
         session: Session | None = None
         try:
             if request.query.get("encoding", "json") != "json":
@@ -172,7 +172,7 @@ class Gateway(Watchable):
                     break
                 self._notify()
         finally:
-            self.standin._ws.discard(ws)  # noqa: SLF001
+            self.standin._ws.discard(ws)
             if session is not None and session.conn is conn:
                 session.conn = None
             self._notify()
@@ -207,7 +207,7 @@ class Gateway(Watchable):
             "relationships": [],
             "presences": [],
             "user_settings": {},
-            "_trace": ["[\"standin\"]"],
+            "_trace": ['["standin"]'],
         }
         if d.get("shard") is not None:
             ready["shard"] = d["shard"]

@@ -7,8 +7,9 @@ import datetime as dt
 import itertools
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .validation import pinged, would_ping
 
@@ -35,7 +36,7 @@ def snowflake() -> int:
 
 
 def iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat()
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
 
 
 def user_payload(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
@@ -219,7 +220,7 @@ class StoredMessage:
 
     @property
     def timestamp(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.created_at, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(self.created_at, dt.UTC)
 
     @property
     def would_ping(self) -> bool:

@@ -268,7 +268,6 @@ class StandIn:
     async def _api(self, request: web.Request) -> web.StreamResponse:
         tail = request.match_info["tail"]
         path = "/" + tail.split("/", 1)[1] if re.match(r"v\d+(/|$)", tail) else "/" + tail
-        path = path if path != "/" else "/"
         body, files = await rest.read_body(request)
         record = RequestRecord(request.method, path, dict(request.query), body)
         self.requests.append(record)
@@ -323,9 +322,7 @@ class StandIn:
         return [
             m
             for m in self.stored.values()
-            if (channel_id is None or m.channel_id == int(channel_id))
-            and not m.deleted
-            and (include_interactions or m.source == "channel")
+            if (channel_id is None or m.channel_id == int(channel_id)) and not m.deleted and (include_interactions or m.source == "channel")
         ]
 
     def outgoing(self) -> list[RequestRecord]:

@@ -75,33 +75,31 @@ def embed_length(embed: dict[str, Any]) -> int:
 def check_embeds(embeds: list[dict[str, Any]], base: tuple[str, ...] = ()) -> list[Problem]:
     problems: list[Problem] = []
     if len(embeds) > EMBEDS_MAX:
-        problems.append((base + ("embeds",), "BASE_TYPE_MAX_LENGTH", f"Must be {EMBEDS_MAX} or fewer in length."))
+        problems.append(((*base, "embeds"), "BASE_TYPE_MAX_LENGTH", f"Must be {EMBEDS_MAX} or fewer in length."))
     for i, embed in enumerate(embeds):
-        p = base + ("embeds", str(i))
-        problems += _length(embed.get("title"), p + ("title",), 0, EMBED_TITLE_MAX)
-        problems += _length(embed.get("description"), p + ("description",), 0, EMBED_DESCRIPTION_MAX)
+        p = (*base, "embeds", str(i))
+        problems += _length(embed.get("title"), (*p, "title"), 0, EMBED_TITLE_MAX)
+        problems += _length(embed.get("description"), (*p, "description"), 0, EMBED_DESCRIPTION_MAX)
         fields = embed.get("fields") or []
         if len(fields) > EMBED_FIELDS_MAX:
-            problems.append(_too_long(p + ("fields",), EMBED_FIELDS_MAX))
+            problems.append(_too_long((*p, "fields"), EMBED_FIELDS_MAX))
         for j, field in enumerate(fields):
-            fp = p + ("fields", str(j))
-            problems += _length(field.get("name"), fp + ("name",), 1, EMBED_FIELD_NAME_MAX)
-            problems += _length(field.get("value"), fp + ("value",), 1, EMBED_FIELD_VALUE_MAX)
+            fp = (*p, "fields", str(j))
+            problems += _length(field.get("name"), (*fp, "name"), 1, EMBED_FIELD_NAME_MAX)
+            problems += _length(field.get("value"), (*fp, "value"), 1, EMBED_FIELD_VALUE_MAX)
         if embed.get("footer") is not None:
-            problems += _length(embed["footer"].get("text"), p + ("footer", "text"), 1, EMBED_FOOTER_MAX)
+            problems += _length(embed["footer"].get("text"), (*p, "footer", "text"), 1, EMBED_FOOTER_MAX)
         if embed.get("author") is not None:
-            problems += _length(embed["author"].get("name"), p + ("author", "name"), 1, EMBED_AUTHOR_MAX)
+            problems += _length(embed["author"].get("name"), (*p, "author", "name"), 1, EMBED_AUTHOR_MAX)
     if sum(embed_length(e) for e in embeds) > EMBED_TOTAL_MAX:
-        problems.append(
-            (base + ("embeds",), "MAX_EMBED_SIZE_EXCEEDED", f"Embed size exceeds maximum size of {EMBED_TOTAL_MAX}")
-        )
+        problems.append(((*base, "embeds"), "MAX_EMBED_SIZE_EXCEEDED", f"Embed size exceeds maximum size of {EMBED_TOTAL_MAX}"))
     return problems
 
 
 def check_allowed_mentions(am: Any, base: tuple[str, ...] = ()) -> list[Problem]:
     if am is None:
         return []
-    p = base + ("allowed_mentions",)
+    p = (*base, "allowed_mentions")
     parse = am.get("parse") or []
     problems: list[Problem] = []
     for kind in ("users", "roles"):
@@ -114,10 +112,10 @@ def check_allowed_mentions(am: Any, base: tuple[str, ...] = ()) -> list[Problem]
                 )
             )
         if len(am.get(kind) or []) > 100:
-            problems.append(_too_long(p + (kind,), 100))
+            problems.append(_too_long((*p, kind), 100))
     for item in parse:
         if item not in ("users", "roles", "everyone"):
-            problems.append((p + ("parse",), "BASE_TYPE_CHOICES", f"Value must be one of users, roles, everyone ({item})."))
+            problems.append(((*p, "parse"), "BASE_TYPE_CHOICES", f"Value must be one of users, roles, everyone ({item})."))
     return problems
 
 
@@ -126,12 +124,12 @@ def check_message(body: dict[str, Any], *, base: tuple[str, ...] = (), has_files
     problems: list[Problem] = []
     content = body.get("content")
     if content is not None and len(str(content)) > CONTENT_MAX:
-        problems.append(_too_long(base + ("content",), CONTENT_MAX))
+        problems.append(_too_long((*base, "content"), CONTENT_MAX))
     problems += check_embeds(body.get("embeds") or [], base)
     problems += check_allowed_mentions(body.get("allowed_mentions"), base)
     nonce = body.get("nonce")
     if nonce is not None and len(str(nonce)) > NONCE_MAX:
-        problems.append(_too_long(base + ("nonce",), NONCE_MAX))
+        problems.append(_too_long((*base, "nonce"), NONCE_MAX))
     return problems
 
 
@@ -149,12 +147,12 @@ def check_autocomplete(data: dict[str, Any] | None) -> list[Problem]:
         problems.append(_too_long(("data", "choices"), AUTOCOMPLETE_CHOICES_MAX))
     for i, choice in enumerate(choices):
         p = ("data", "choices", str(i))
-        problems += _length(choice.get("name"), p + ("name",), 1, CHOICE_NAME_MAX)
+        problems += _length(choice.get("name"), (*p, "name"), 1, CHOICE_NAME_MAX)
         value = choice.get("value")
         if value is None:
-            problems.append((p + ("value",), "BASE_TYPE_REQUIRED", "This field is required"))
+            problems.append(((*p, "value"), "BASE_TYPE_REQUIRED", "This field is required"))
         elif isinstance(value, str) and len(value) > CHOICE_VALUE_MAX:
-            problems.append(_too_long(p + ("value",), CHOICE_VALUE_MAX))
+            problems.append(_too_long((*p, "value"), CHOICE_VALUE_MAX))
     return problems
 
 
@@ -176,23 +174,23 @@ def valid_chat_name(name: Any) -> bool:
 def _check_option(opt: dict[str, Any], p: tuple[str, ...], depth: int) -> tuple[list[Problem], int]:
     problems: list[Problem] = []
     if not valid_chat_name(opt.get("name")):
-        problems.append((p + ("name",), "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid"))
-    problems += _length(opt.get("description"), p + ("description",), 1, COMMAND_DESCRIPTION_MAX)
+        problems.append(((*p, "name"), "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid"))
+    problems += _length(opt.get("description"), (*p, "description"), 1, COMMAND_DESCRIPTION_MAX)
     size = len(opt.get("name") or "") + len(opt.get("description") or "")
     choices = opt.get("choices") or []
     if len(choices) > AUTOCOMPLETE_CHOICES_MAX:
-        problems.append(_too_long(p + ("choices",), AUTOCOMPLETE_CHOICES_MAX))
+        problems.append(_too_long((*p, "choices"), AUTOCOMPLETE_CHOICES_MAX))
     if choices and opt.get("autocomplete"):
-        problems.append((p + ("autocomplete",), "AUTOCOMPLETE_AND_CHOICES", "Autocomplete cannot be used with choices"))
+        problems.append(((*p, "autocomplete"), "AUTOCOMPLETE_AND_CHOICES", "Autocomplete cannot be used with choices"))
     for i, choice in enumerate(choices):
-        cp = p + ("choices", str(i))
-        problems += _length(choice.get("name"), cp + ("name",), 1, CHOICE_NAME_MAX)
+        cp = (*p, "choices", str(i))
+        problems += _length(choice.get("name"), (*cp, "name"), 1, CHOICE_NAME_MAX)
         if isinstance(choice.get("value"), str):
-            problems += _length(choice["value"], cp + ("value",), 1, CHOICE_VALUE_MAX)
+            problems += _length(choice["value"], (*cp, "value"), 1, CHOICE_VALUE_MAX)
         size += len(choice.get("name") or "") + len(str(choice.get("value", "")))
     sub, subsize = _check_options(opt.get("options") or [], p, depth + 1)
     if opt.get("type") in (1, 2) and depth >= 2:
-        problems.append((p + ("type",), "APPLICATION_COMMAND_TOO_DEEP", "Subcommands nested too deeply"))
+        problems.append(((*p, "type"), "APPLICATION_COMMAND_TOO_DEEP", "Subcommands nested too deeply"))
     return problems + sub, size + subsize
 
 
@@ -200,19 +198,17 @@ def _check_options(options: list[dict[str, Any]], base: tuple[str, ...], depth: 
     problems: list[Problem] = []
     size = 0
     if len(options) > COMMAND_OPTIONS_MAX:
-        problems.append(_too_long(base + ("options",), COMMAND_OPTIONS_MAX))
+        problems.append(_too_long((*base, "options"), COMMAND_OPTIONS_MAX))
     seen: set[str] = set()
     optional_seen = False
     for i, opt in enumerate(options):
-        p = base + ("options", str(i))
+        p = (*base, "options", str(i))
         if opt.get("name") in seen:
-            problems.append((p + ("name",), "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS", "Duplicate name"))
+            problems.append(((*p, "name"), "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS", "Duplicate name"))
         seen.add(opt.get("name"))
         if opt.get("required"):
             if optional_seen:
-                problems.append(
-                    (p + ("required",), "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID", "Required options must be first")
-                )
+                problems.append(((*p, "required"), "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID", "Required options must be first"))
         elif opt.get("type") not in (1, 2):
             optional_seen = True
         sub, subsize = _check_option(opt, p, depth)
@@ -234,21 +230,21 @@ def check_commands(commands: Any) -> list[Problem]:
         counts[ctype] = counts.get(ctype, 0) + 1
         key = (ctype, cmd.get("name"))
         if key in names:
-            problems.append((p + ("name",), "APPLICATION_COMMANDS_DUPLICATE_NAME", f"Duplicate command name {key[1]!r}"))
+            problems.append(((*p, "name"), "APPLICATION_COMMANDS_DUPLICATE_NAME", f"Duplicate command name {key[1]!r}"))
         names.add(key)
         if ctype == 1:
             if not valid_chat_name(cmd.get("name")):
-                problems.append((p + ("name",), "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid"))
-            problems += _length(cmd.get("description"), p + ("description",), 1, COMMAND_DESCRIPTION_MAX)
+                problems.append(((*p, "name"), "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid"))
+            problems += _length(cmd.get("description"), (*p, "description"), 1, COMMAND_DESCRIPTION_MAX)
             sub, size = _check_options(cmd.get("options") or [], p, 0)
             problems += sub
             size += len(cmd.get("name") or "") + len(cmd.get("description") or "")
             if size > 4000:
                 problems.append((p, "APPLICATION_COMMAND_TOO_LARGE", "Command exceeds maximum size (4000)"))
         else:
-            problems += _length(cmd.get("name"), p + ("name",), 1, COMMAND_NAME_MAX)
+            problems += _length(cmd.get("name"), (*p, "name"), 1, COMMAND_NAME_MAX)
             if cmd.get("description"):
-                problems.append((p + ("description",), "BASE_TYPE_BAD_LENGTH", "Context menu commands take no description"))
+                problems.append(((*p, "description"), "BASE_TYPE_BAD_LENGTH", "Context menu commands take no description"))
     if counts.get(1, 0) > CHAT_COMMANDS_MAX:
         problems.append(((), "BASE_TYPE_MAX_LENGTH", f"Must be {CHAT_COMMANDS_MAX} or fewer chat input commands."))
     for ctype in (2, 3):

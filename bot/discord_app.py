@@ -1,0 +1,212 @@
+"""The Discord client: dependencies passed in, commands synced in setup_hook, one error handler.
+
+Commands sync to DISCORD_GUILD_ID at start (they appear at once); global publication is the
+explicit `python -m bot sync`. Nothing syncs in on_ready, which fires after every reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+import discord
+from discord import app_commands
+
+from bot import render_discord as render
+from bot.answers import next_talks
+from bot.clock import Clock, SystemClock
+from bot.commands import add_commands, send
+from bot.config import Settings
+from bot.errors import UserError
+from bot.render_text import render_summary, talk_line
+from bot.schedule import Schedule, load_schedule
+from bot.search import SearchIndex
+
+log = logging.getLogger(__name__)
+
+
+class Extension(Protocol):
+    """Optional feature (e.g. reminders): may add commands and start background work."""
+
+    async def setup(self, bot: SessionBot) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class SyncScope(Enum):
+    GUILD_IF_SET = "guild"  # normal start: sync to DISCORD_GUILD_ID, or not at all
+    GLOBAL = "global"  # `python -m bot sync`
+
+
+def default_extensions(settings: Settings, schedule: Schedule, index: SearchIndex, clock: Clock) -> list[Extension]:
+    # The reminders engineer adds the reminder extension here.
+    return []
+
+
+def bot_permissions(settings: Settings) -> discord.Permissions:
+    """The least the bot needs: see channels, post reminders, embed; ping a role only if configured."""
+    perms = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
+    if settings.reminder_role_id is not None:
+        perms.mention_everyone = True  # needed to ping a role that is not mentionable
+    return perms
+
+
+def invite_url(application_id: int, settings: Settings) -> str:
+    return discord.utils.oauth_url(application_id, permissions=bot_permissions(settings), scopes=("bot", "applications.commands"))
+
+
+class SessionTree(app_commands.CommandTree):
+    """The command tree with the one error handler every command shares."""
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        original = getattr(error, "original", error)
+        name = interaction.command.qualified_name if interaction.command else "?"
+        if isinstance(original, UserError):
+            log.info("/%s: %s", name, original.message)
+            replies = render.render_user_error(original)
+        else:
+            log.error("/%s failed", name, exc_info=original)
+            replies = [render.render_apology()]
+        try:
+            if interaction.response.is_done():
+                for reply in replies:
+                    await interaction.followup.send(**_followup_args(reply))
+            else:
+                await send(interaction, replies)
+        except discord.HTTPException as exc:
+            log.warning("could not answer /%s after an error: %s", name, exc)
+
+
+def _followup_args(reply: render.Reply) -> dict:
+    args: dict = {"ephemeral": True, "allowed_mentions": reply.allowed_mentions}
+    if reply.content:
+        args["content"] = reply.content
+    if reply.embeds:
+        args["embeds"] = list(reply.embeds)
+    return args
+
+
+class SessionBot(discord.Client):
+    """The bot: a discord.Client over the schedule core, with optional extensions."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        schedule: Schedule,
+        index: SearchIndex,
+        clock: Clock,
+        extensions: Sequence[Extension] = (),
+        *,
+        sync_scope: SyncScope = SyncScope.GUILD_IF_SET,
+    ) -> None:
+        super().__init__(intents=discord.Intents.default(), allowed_mentions=discord.AllowedMentions.none())
+        self.settings = settings
+        self.schedule = schedule
+        self.index = index
+        self.clock = clock
+        self.extensions = list(extensions)
+        self.sync_scope = sync_scope
+        self.synced: list[app_commands.AppCommand] = []
+        self.tree = SessionTree(self)
+        add_commands(self.tree, schedule, index, clock)
+        self._closing = False
+
+    async def setup_hook(self) -> None:
+        for extension in self.extensions:
+            await extension.setup(self)
+        self.log_start()
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        guild_id = self.settings.guild_id
+        try:
+            if self.sync_scope is SyncScope.GLOBAL:
+                self.synced = await self.tree.sync()
+                log.info("Published %d commands globally; Discord may take a while to show them.", len(self.synced))
+            elif guild_id is not None:
+                guild = discord.Object(id=guild_id)
+                self.tree.copy_global_to(guild=guild)
+                self.synced = await self.tree.sync(guild=guild)
+                log.info("Synced %d commands to guild %s: %s", len(self.synced), guild_id, ", ".join(f"/{c.name}" for c in self.synced))
+            else:
+                log.info("No DISCORD_GUILD_ID: commands were not synced on start; `python -m bot sync` publishes them globally.")
+        except discord.HTTPException as exc:
+            log.error("Command sync failed (%s %s): is the bot in guild %s, invited with applications.commands?", exc.status, exc.text, guild_id)
+
+    def log_start(self) -> None:
+        if self.application_id is not None:
+            log.info("Invite URL: %s", invite_url(self.application_id, self.settings))
+        for session in self.schedule.sessions:
+            log.info("Schedule: %s", render_summary(session))
+        now = self.clock.now()
+        upcoming = next_talks(self.schedule, now, count=1).talks
+        tz = self.schedule.timezone
+        log.info("Next talk: %s", talk_line(upcoming[0], now, tz) if upcoming else "none, the schedule is over")
+
+    async def on_ready(self) -> None:
+        log.info("Connected as %s (id %s) to %d guild(s); clock: %r", self.user, self.user.id if self.user else "?", len(self.guilds), self.clock)
+
+    async def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            for extension in reversed(self.extensions):
+                try:
+                    await extension.close()
+                except Exception:
+                    log.exception("closing extension %r failed", extension)
+        await super().close()
+
+
+def _build(settings: Settings, schedule_path: Path, clock: Clock, scope: SyncScope) -> SessionBot:
+    schedule = load_schedule(schedule_path)
+    index = SearchIndex(schedule)
+    return SessionBot(settings, schedule, index, clock, default_extensions(settings, schedule, index, clock), sync_scope=scope)
+
+
+async def _serve(bot: SessionBot, token: str) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+        except (NotImplementedError, RuntimeError):  # not on the main thread, or Windows
+            pass
+    async with bot:
+        await bot.start(token)
+
+
+def _login_failed() -> int:
+    log.error("Discord refused DISCORD_TOKEN; copy it again from the Developer Portal (your application > Bot > Reset Token).")
+    return 2
+
+
+def run_discord(settings: Settings, schedule_path: Path, clock: Clock) -> int:
+    """Connect and answer commands until stopped; the exit code for `python -m bot`."""
+    bot = _build(settings, schedule_path, clock, SyncScope.GUILD_IF_SET)
+    try:
+        asyncio.run(_serve(bot, settings.discord_token.reveal()))
+    except discord.LoginFailure:
+        return _login_failed()
+    except discord.PrivilegedIntentsRequired:
+        log.error("Discord asked for a privileged intent; this bot should need none.")
+        return 2
+    return 0
+
+
+def sync_global(settings: Settings, schedule_path: Path) -> int:
+    """Publish the commands globally (`python -m bot sync`): log in, sync, log out; no gateway."""
+    bot = _build(settings, schedule_path, SystemClock(), SyncScope.GLOBAL)
+
+    async def publish() -> None:
+        async with bot:
+            await bot.login(settings.discord_token.reveal())
+
+    try:
+        asyncio.run(publish())
+    except discord.LoginFailure:
+        return _login_failed()
+    return 0 if bot.synced else 1

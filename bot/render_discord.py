@@ -1,0 +1,302 @@
+"""Answers as Discord embeds, always inside Discord's size limits and never able to ping.
+
+Times are `<t:UNIX:f>` / `<t:UNIX:R>` markup, which each reader's client shows in their own
+zone; the session's zone is written out next to them. Every piece of text from the schedule
+or the user is escaped (markdown and mentions) before it is placed in an embed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import discord
+from discord.utils import escape_markdown, escape_mentions, format_dt
+
+from bot.answers import NextAnswer, NowAnswer
+from bot.errors import AmbiguousQuery, EmptyQuery, UserError
+from bot.render_text import day, phase_line
+from bot.schedule import Schedule, Session, Talk
+from bot.search import Author
+
+# Discord's hard limits (../shared/DISCORD_FACTS.md).
+TITLE_MAX = 256
+DESCRIPTION_MAX = 4096
+FIELDS_MAX = 25
+FIELD_NAME_MAX = 256
+FIELD_VALUE_MAX = 1024
+FOOTER_MAX = 2048
+EMBED_TOTAL_MAX = 6000
+EMBEDS_PER_MESSAGE = 10
+CONTENT_MAX = 2000
+
+# Our own budgets, below the limits.
+AGENDA_CHUNK = 2600  # description per agenda embed: two such embeds fit one message
+AGENDA_TITLE_CHARS = 110  # a title in an agenda line
+MAX_MESSAGES = 5  # one response and at most four follow-ups for a long /schedule
+SHORT_ABSTRACT = 700  # /talk shows this much; /abstract shows it all
+
+NO_PINGS = discord.AllowedMentions.none()
+COLOUR = discord.Colour.blurple()
+ERROR_COLOUR = discord.Colour.orange()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message: the interaction response, or a follow-up after it."""
+
+    embeds: tuple[discord.Embed, ...] = ()
+    content: str | None = None
+    ephemeral: bool = False
+    allowed_mentions: discord.AllowedMentions = field(default=NO_PINGS)
+
+
+# --------------------------------------------------------------------------- text helpers
+
+
+def clean(text: str) -> str:
+    """Schedule or user text made inert: no markdown, no mentions (even short fake ids)."""
+    text = escape_mentions(escape_markdown(text))
+    return text.replace("<@", "<\u200b@").replace("<#", "<\u200b#")
+
+
+def fit(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters with an ellipsis, never ending on a lone backslash."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip("\\") + "…"
+
+
+def join_fitting(items: Sequence[str], limit: int, sep: str = ", ", more: str = "and {n} more") -> str:
+    """As many items as fit in `limit`, then a note saying how many were left out."""
+    out: list[str] = []
+    used = 0
+    for i, item in enumerate(items):
+        rest = len(items) - i - 1
+        note = f"{sep}… {more.format(n=rest)}" if rest else ""
+        piece = (sep if out else "") + item
+        if used + len(piece) + len(note) <= limit:
+            out.append(item)
+            used += len(piece)
+            continue
+        left = len(items) - i
+        tail = f"… {more.format(n=left)}"
+        return fit(sep.join(out) + (sep if out else "") + tail, limit)
+    return sep.join(out)
+
+
+def zone_of(talk: Talk, schedule: Schedule) -> str:
+    return schedule.session_of(talk).timezone.key
+
+
+def local_span(talk: Talk, schedule: Schedule) -> str:
+    """'06:00–06:15 PST (America/Los_Angeles)': the session's own clock, written out."""
+    tz = schedule.session_of(talk).timezone
+    start, end = talk.start.astimezone(tz), talk.end.astimezone(tz)
+    return f"{start:%a %-d %b %H:%M}–{end:%H:%M} {start.tzname()} ({tz.key})"
+
+
+def when(talk: Talk, schedule: Schedule) -> str:
+    """Reader's-zone timestamps first, then the session's zone."""
+    return f"{format_dt(talk.start, 'f')} ({format_dt(talk.start, 'R')})\n{local_span(talk, schedule)}"
+
+
+def headline(talk: Talk, limit: int = FIELD_NAME_MAX) -> str:
+    return fit(f"{talk.kind.label} · {clean(talk.display_title)}", limit)
+
+
+def authors_text(talk: Talk, limit: int = FIELD_VALUE_MAX) -> str:
+    return join_fitting([clean(a) for a in talk.authors], limit)
+
+
+def ensure_fits(embed: discord.Embed) -> discord.Embed:
+    """Last guard on the 6000 total: shorten the description by whatever is over."""
+    excess = len(embed) - EMBED_TOTAL_MAX
+    if excess > 0 and embed.description:
+        embed.description = fit(embed.description, max(1, len(embed.description) - excess - 1))
+    return embed
+
+
+def _embed(title: str, description: str = "", colour: discord.Colour = COLOUR) -> discord.Embed:
+    return discord.Embed(title=fit(title, TITLE_MAX), description=fit(description, DESCRIPTION_MAX) or None, colour=colour)
+
+
+def _field(embed: discord.Embed, name: str, value: str, *, inline: bool = False) -> None:
+    if len(embed.fields) < FIELDS_MAX:
+        embed.add_field(name=fit(name, FIELD_NAME_MAX) or "\u200b", value=fit(value, FIELD_VALUE_MAX) or "\u200b", inline=inline)
+
+
+def one(embed: discord.Embed, *, ephemeral: bool = False) -> list[Reply]:
+    return [Reply(embeds=(ensure_fits(embed),), ephemeral=ephemeral)]
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def _talk_field(embed: discord.Embed, talk: Talk, schedule: Schedule, prefix: str = "") -> None:
+    value = when(talk, schedule)
+    if talk.authors:
+        value += "\n" + authors_text(talk, FIELD_VALUE_MAX - len(value) - 1)
+    _field(embed, prefix + headline(talk, FIELD_NAME_MAX - len(prefix)), value)
+
+
+def _phase(answer: NextAnswer | NowAnswer, now: dt.datetime, schedule: Schedule) -> str:
+    return clean(phase_line(answer.phase, answer.last_session, answer.next_session, now, schedule.timezone))
+
+
+def render_next(answer: NextAnswer, schedule: Schedule, now: dt.datetime) -> list[Reply]:
+    embed = _embed("Next up", _phase(answer, now, schedule))
+    for talk in answer.talks:
+        _talk_field(embed, talk, schedule)
+    if not answer.talks:
+        embed.description = embed.description or "There are no more talks."
+    return one(embed)
+
+
+def render_now(answer: NowAnswer, schedule: Schedule, now: dt.datetime) -> list[Reply]:
+    embed = _embed("On now" if answer.current else "Nothing is on right now", "" if answer.current else _phase(answer, now, schedule))
+    for talk in answer.current:
+        ends = f"until {format_dt(talk.end, 't')} (ends {format_dt(talk.end, 'R')}) · {zone_of(talk, schedule)}"
+        value = ends + (f"\n{authors_text(talk, FIELD_VALUE_MAX - len(ends) - 1)}" if talk.authors else "")
+        _field(embed, headline(talk), value)
+    if answer.following is not None:
+        _talk_field(embed, answer.following, schedule, prefix="Then: ")
+    return one(embed)
+
+
+def render_talk(talk: Talk, schedule: Schedule, *, full_abstract: bool = False) -> list[Reply]:
+    session = schedule.session_of(talk)
+    head = f"**{talk.kind.label}** · {clean(session.name)}"
+    abstract = clean(talk.display_abstract)
+    if abstract and not full_abstract and len(abstract) > SHORT_ABSTRACT:
+        abstract = fit(abstract, SHORT_ABSTRACT) + "\n*(cut; `/abstract` shows all of it)*"
+    elif abstract and len(head) + 2 + len(abstract) > DESCRIPTION_MAX:
+        note = "\n*(abstract cut to fit Discord's limit)*"
+        abstract = fit(abstract, DESCRIPTION_MAX - len(head) - 2 - len(note)) + note
+    embed = _embed(clean(talk.display_title), f"{head}\n\n{abstract}" if abstract else head)
+    _field(embed, "When", when(talk, schedule))
+    if talk.authors:
+        _field(embed, "Authors", authors_text(talk))
+    titles = [clean(t.display_title) for ref in talk.follows if (t := schedule.talk(ref)) is not None]
+    if titles:
+        _field(embed, "Questions on", join_fitting(titles, FIELD_VALUE_MAX, sep="\n"))
+    embed.set_footer(text=fit(f"id: {talk.id}", FOOTER_MAX))
+    return one(embed)
+
+
+def render_author(author: Author, schedule: Schedule) -> list[Reply]:
+    count = len(author.talks)
+    lines = [f"{format_dt(t.start, 'f')} ({format_dt(t.start, 'R')}) · {headline(t, 300)}" for t in author.talks]
+    embed = _embed(clean(author.name), join_fitting(lines, DESCRIPTION_MAX - 100, sep="\n", more="and {n} more talks"))
+    zones = sorted({zone_of(t, schedule) for t in author.talks})
+    embed.set_footer(text=fit(f"{count} talk{'s' * (count != 1)} · times in your own zone · sessions in {', '.join(zones)}", FOOTER_MAX))
+    return one(embed)
+
+
+def render_help(schedule: Schedule) -> list[Reply]:
+    lines = [
+        "`/next` the next talks, with their start in your own time zone",
+        "`/now` what is on right now, and what follows",
+        "`/schedule` the whole programme",
+        "`/talk query` one talk: time, authors, abstract (pick from the list as you type)",
+        "`/abstract query` a talk's full abstract",
+        "`/author name` an author's talks",
+        "`/help` this message",
+    ]
+    embed = _embed(f"{clean(schedule.name)} bot", "\n".join(lines))
+    embed.set_footer(text=fit(f"Times show in your own zone; the session runs in {schedule.timezone.key}.", FOOTER_MAX))
+    return one(embed, ephemeral=True)
+
+
+def render_user_error(err: UserError) -> list[Reply]:
+    """A mistake the user can fix: ephemeral, with the suggestions escaped."""
+    text = clean(err.message)
+    if err.suggestions:
+        text += "\n" + join_fitting([f"• {fit(clean(s), 200)}" for s in err.suggestions], DESCRIPTION_MAX - len(text) - 1, sep="\n")
+        text += "\n*Tip: pick an entry from the list that appears as you type.*"
+    title = "Please be more specific" if isinstance(err, AmbiguousQuery) else "Nothing to look up" if isinstance(err, EmptyQuery) else "Not found"
+    return one(_embed(title, text, ERROR_COLOUR), ephemeral=True)
+
+
+APOLOGY = "Sorry, something went wrong while answering that. It has been logged; please try again in a moment."
+
+
+def render_apology() -> Reply:
+    return Reply(content=APOLOGY, ephemeral=True)
+
+
+# --------------------------------------------------------------------------- agenda
+
+
+@dataclass
+class _Chunk:
+    embed: discord.Embed
+    items: int
+
+
+def _agenda_line(talk: Talk) -> str:
+    if not talk.is_talk and talk.kind.value == "break":
+        return f"{format_dt(talk.start, 't')} *{fit(clean(talk.display_title), AGENDA_TITLE_CHARS)}*"
+    return f"{format_dt(talk.start, 't')} **{talk.kind.label}** · {fit(clean(talk.display_title), AGENDA_TITLE_CHARS)}"
+
+
+def _session_chunks(session: Session) -> list[_Chunk]:
+    tz = session.timezone
+    start = session.start.astimezone(tz)
+    footer = fit(
+        f"{day(session.start, tz)} {start:%H:%M}–{session.end.astimezone(tz):%H:%M} {start.tzname()} ({tz.key}) · times above are in your own zone",
+        FOOTER_MAX,
+    )
+    chunks: list[_Chunk] = []
+    lines: list[str] = []
+    size = 0
+
+    def flush() -> None:
+        title = clean(session.name) + (" (continued)" if chunks else "")
+        embed = _embed(title, "\n".join(lines))
+        embed.set_footer(text=footer)
+        chunks.append(_Chunk(embed, len(lines)))
+
+    for talk in session.items:
+        line = _agenda_line(talk)
+        if lines and size + len(line) + 1 > AGENDA_CHUNK:
+            flush()
+            lines, size = [], 0
+        lines.append(line)
+        size += len(line) + 1
+    if lines:
+        flush()
+    return chunks
+
+
+def pack(embeds: Iterable[discord.Embed], max_messages: int = MAX_MESSAGES) -> tuple[list[list[discord.Embed]], int]:
+    """Embeds grouped into messages (≤10 each, ≤6000 characters together); also how many did not fit."""
+    messages: list[list[discord.Embed]] = []
+    total = 0
+    dropped = 0
+    for embed in embeds:
+        size = len(ensure_fits(embed))
+        if messages and len(messages[-1]) < EMBEDS_PER_MESSAGE and total + size <= EMBED_TOTAL_MAX:
+            messages[-1].append(embed)
+            total += size
+        elif len(messages) < max_messages:
+            messages.append([embed])
+            total = size
+        else:
+            dropped += 1
+    return messages, dropped
+
+
+def render_agenda(sessions: Sequence[Session]) -> list[Reply]:
+    """The programme, split over several embeds and messages; cut with a note past that."""
+    chunks = [chunk for session in sessions for chunk in _session_chunks(session)]
+    if not chunks:
+        return one(_embed("Schedule", "The schedule is empty."))
+    messages, dropped = pack(c.embed for c in chunks)
+    replies = [Reply(embeds=tuple(m)) for m in messages]
+    if dropped:
+        missing = sum(c.items for c in chunks[len(chunks) - dropped :])
+        note = f"The schedule is too long for Discord: {missing} more items are not shown. Use `/talk` or `/author` to look one up."
+        replies[-1] = Reply(embeds=replies[-1].embeds, content=fit(note, CONTENT_MAX))
+    return replies

@@ -1,0 +1,31 @@
+"""Shared fixtures: the real Track 28 schedule and its index, built once per test session."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.schedule import Schedule, load_schedule
+from bot.search import SearchIndex
+
+ROOT = Path(__file__).resolve().parent.parent
+TRACK28 = ROOT / "data" / "track28.yaml"
+PST = ZoneInfo("America/Los_Angeles")
+
+
+def pst(hour: int, minute: int = 0, day: int = 10) -> dt.datetime:
+    """An instant on the session's day, in its zone."""
+    return dt.datetime(2020, 12, day, hour, minute, tzinfo=PST)
+
+
+@pytest.fixture(scope="session")
+def schedule() -> Schedule:
+    return load_schedule(TRACK28)
+
+
+@pytest.fixture(scope="session")
+def index(schedule: Schedule) -> SearchIndex:
+    return SearchIndex(schedule)

@@ -1,0 +1,77 @@
+"""Settings are validated with messages naming the variable; clocks replay the past at a speed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from bot.clock import ReplayClock, SystemClock, make_clock
+from bot.config import ConfigError, Secret, settings_from
+
+TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.fake-token-for-tests-only"
+
+
+def test_defaults():
+    settings = settings_from({})
+    assert settings.reminder_leads == (5,)
+    assert settings.reminder_kinds == {"oral", "spotlight"}
+    assert str(settings.schedule_path) == "data/track28.yaml"
+    assert settings.clock_speed == 1.0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DISCORD_GUILD_ID", "my-server"),
+        ("REMINDER_CHANNEL_ID", "12"),
+        ("BOT_REPLAY_FROM", "yesterday"),
+        ("BOT_REPLAY_FROM", "2020-12-10T05:50"),
+        ("BOT_CLOCK_SPEED", "-1"),
+        ("REMINDER_LEAD_MINUTES", "five"),
+        ("REMINDER_KINDS", "oral,keynote"),
+        ("REMINDER_GRACE_MINUTES", "-3"),
+        ("LOG_LEVEL", "LOUD"),
+        ("DISCORD_TOKEN", "short"),
+    ],
+)
+def test_bad_values_name_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        settings_from({name: value})
+
+
+def test_several_leads_and_kinds():
+    settings = settings_from({"REMINDER_LEAD_MINUTES": "2, 10", "REMINDER_KINDS": "oral,spotlight,qa"})
+    assert settings.reminder_leads == (10, 2)
+    assert "qa" in settings.reminder_kinds
+
+
+def test_token_never_shows_in_repr_or_format():
+    settings = settings_from({"DISCORD_TOKEN": TOKEN})
+    assert TOKEN not in repr(settings)
+    assert TOKEN not in f"{settings.discord_token}"
+    assert TOKEN not in "%s" % (settings.discord_token,)  # noqa: UP031 - the form log lines use
+    assert settings.discord_token.reveal() == TOKEN
+    assert isinstance(settings.discord_token, Secret)
+
+
+def test_replay_clock_runs_at_its_speed():
+    ticks = iter([100.0, 100.0, 110.0])
+    clock = ReplayClock(dt.datetime(2020, 12, 10, 5, 50, tzinfo=dt.timezone(dt.timedelta(hours=-8))), speed=60, monotonic=lambda: next(ticks))
+    assert clock.now() == dt.datetime(2020, 12, 10, 13, 50, tzinfo=dt.UTC)
+    assert clock.now() == dt.datetime(2020, 12, 10, 14, 0, tzinfo=dt.UTC)
+
+
+def test_replay_clock_maps_schedule_time_to_real_seconds():
+    clock = ReplayClock(dt.datetime(2020, 12, 10, 13, 50, tzinfo=dt.UTC), speed=60, monotonic=lambda: 5.0)
+    assert clock.seconds_until(dt.datetime(2020, 12, 10, 14, 0, tzinfo=dt.UTC)) == 10.0
+
+
+def test_replay_clock_refuses_naive_start():
+    with pytest.raises(ValueError):
+        ReplayClock(dt.datetime(2020, 12, 10, 5, 50))
+
+
+def test_make_clock_is_the_system_clock_without_replay():
+    assert isinstance(make_clock(None), SystemClock)
+    assert isinstance(make_clock(None, 10), ReplayClock)

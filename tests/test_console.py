@@ -1,0 +1,93 @@
+"""The terminal console answers what a Discord user would type, piped or interactive."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+from bot.clock import FixedClock
+from bot.console import Console, run_console
+from tests.conftest import PST, ROOT, pst
+
+
+def console_at(schedule, index, now) -> Console:
+    return Console(schedule, index, FixedClock(now), PST)
+
+
+def run_piped(*args: str, stdin: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"} | (env or {})
+    return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True, cwd=ROOT, env=full_env, timeout=60, check=False)
+
+
+def test_piped_commands_get_one_answer_each_then_exit():
+    done = run_piped("console", "--replay-from", "2020-12-10T07:12-08:00", stdin="/next\n/talk hamiltonain\n/author dokmanic\n")
+    assert done.returncode == 0, done.stderr
+    answers = [block for block in done.stdout.split("\n\n") if block.strip()]
+    assert len(answers) == 3
+    assert answers[0].startswith("Next up:")
+    assert answers[1].startswith("Simplifying Hamiltonian and Lagrangian Neural Networks via Explicit Constraints")
+    assert answers[2].startswith("Ivan Dokmanić — 1 talk")
+    assert "Traceback" not in done.stderr
+
+
+def test_replay_clock_from_the_environment_and_another_zone():
+    done = run_piped("console", "--tz", "Europe/Paris", stdin="/now\n", env={"BOT_REPLAY_FROM": "2020-12-10T06:05-08:00"})
+    assert done.returncode == 0, done.stderr
+    assert "On now: [Oral] A shooting formulation of deep learning (until 15:15 CET" in done.stdout
+
+
+def test_without_token_and_without_terminal_exits_2_with_help():
+    done = run_piped(stdin="")
+    assert done.returncode == 2
+    assert "DISCORD_TOKEN" in done.stderr
+    assert "python -m bot console" in done.stderr
+
+
+def test_bad_settings_are_named():
+    done = run_piped("console", stdin="/next\n", env={"BOT_CLOCK_SPEED": "fast"})
+    assert done.returncode == 2
+    assert "BOT_CLOCK_SPEED" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_zone_is_a_usage_error():
+    done = run_piped("console", "--tz", "Mars/Olympus", stdin="/next\n")
+    assert done.returncode == 2
+    assert "unknown time zone" in done.stderr
+
+
+def test_abstract_shows_the_full_readable_abstract(schedule, index):
+    text = console_at(schedule, index, pst(5)).handle("/abstract l2 regularization")
+    assert "We study the role of L₂ regularization" in text
+    assert "Aitor Lewkowycz, Guy Gur-Ari" in text
+    assert "Oral · Thu 10 Dec 06:15–06:30 PST" in text
+
+
+def test_user_mistakes_are_answered_not_raised(schedule, index):
+    console = console_at(schedule, index, pst(5))
+    assert "Unknown command" in console.handle("/frobnicate")
+    assert "No talk matches" in console.handle("/talk qqqxxzz")
+    assert "Type a few words" in console.handle("/talk")
+    assert "1. A shooting formulation of deep learning" in console.handle("/talk deep learning")
+
+
+def test_schedule_lists_every_item(schedule, index):
+    text = console_at(schedule, index, pst(5)).handle("/schedule")
+    assert text.count("\n  ") == 15
+    assert "chairs: Oriol Vinyals, Guido Montufar" in text
+
+
+def test_help_lists_the_commands(schedule, index):
+    text = console_at(schedule, index, pst(5)).handle("/help")
+    for command in ["/next", "/now", "/schedule", "/talk", "/abstract", "/author"]:
+        assert command in text
+
+
+def test_run_console_stops_at_quit(schedule, index):
+    out = io.StringIO()
+    code = run_console(console_at(schedule, index, pst(5)), io.StringIO("/now\n/quit\n/next\n"), out, interactive=False)
+    assert code == 0
+    assert "Next up" not in out.getvalue()
+    assert "starts on Thu 10 Dec 2020" in out.getvalue()

@@ -1,0 +1,301 @@
+"""The data matches the programme page, and every kind of malformed file is refused by file, line and field."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.schedule import Kind, ScheduleError, load_schedule, parse_schedule
+from tests.conftest import ROOT
+
+SEED = ROOT.parent / "shared" / "seed" / "neurips2020-track28-session.txt"
+
+VALID = """\
+conference: Test Conf
+sessions:
+  - id: s1
+    name: Session One
+    date: 2020-12-10
+    timezone: America/Los_Angeles
+    items:
+      - id: first
+        kind: oral
+        start: 2020-12-10T06:00:00-08:00
+        end: 2020-12-10T06:15:00-08:00
+        title: First talk
+        authors: [Ada Lovelace]
+        abstract: About engines.
+      - id: second
+        kind: spotlight
+        start: 2020-12-10T06:15:00-08:00
+        end: 2020-12-10T06:25:00-08:00
+        title: Second talk
+"""
+
+
+def refuse(text: str) -> ScheduleError:
+    with pytest.raises(ScheduleError) as info:
+        parse_schedule(text, "test.yaml")
+    return info.value
+
+
+def only_problem(text: str):
+    err = refuse(text)
+    assert err.problems, err
+    return err.problems[0]
+
+
+# ------------------------------------------------------------------ the real data
+
+
+def test_track28_has_every_item_of_the_page(schedule):
+    kinds = [t.kind for t in schedule.talks]
+    assert kinds.count(Kind.ORAL) == 3
+    assert kinds.count(Kind.SPOTLIGHT) == 8
+    assert kinds.count(Kind.QA) == 2
+    assert kinds.count(Kind.BREAK) == 2
+    session = schedule.sessions[0]
+    assert session.name == "Orals & Spotlights Track 28: Deep Learning"
+    assert session.chairs == ("Oriol Vinyals", "Guido Montufar")
+    assert session.date == dt.date(2020, 12, 10)
+    assert session.timezone.key == "America/Los_Angeles"
+
+
+def test_track28_starts_at_six_am_pacific_not_six_pm(schedule):
+    first = schedule.talks[0]
+    assert first.start.astimezone(dt.UTC) == dt.datetime(2020, 12, 10, 14, 0, tzinfo=dt.UTC)
+    assert schedule.talks[-1].end.astimezone(dt.UTC) == dt.datetime(2020, 12, 10, 17, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="programme page not beside the repo")
+def test_track28_matches_the_programme_page_item_by_item(schedule):
+    page = SEED.read_text(encoding="utf-8")
+    blocks = re.split(r"\n(?=Thu 10 Dec\. )", page)[1:]
+    assert len(blocks) == len(schedule.talks)
+    for block, talk in zip(blocks, schedule.talks, strict=True):
+        paras = [p.strip() for p in block.strip().split("\n\n")]
+        h1, m1, h2, m2 = map(int, re.match(r"Thu 10 Dec\. (\d+):(\d+) - (\d+):(\d+) PST", paras[0]).groups())
+        local = talk.start.astimezone(talk.start.tzinfo)
+        assert (local.hour, local.minute) == (h1, m1)
+        assert (talk.end.hour, talk.end.minute) == (h2, m2)
+        kind_label, title = paras[1].split("\n", 1)
+        assert talk.kind.label == kind_label.strip()
+        assert talk.title == title.strip()
+        if len(paras) > 2:
+            assert list(talk.authors) == [a.strip() for a in paras[2].split(" · ")]
+            assert talk.abstract == paras[3]
+
+
+def test_accents_and_latex_are_kept_in_the_data(schedule):
+    authors = {a for t in schedule.talks for a in t.authors}
+    assert {"Ivan Dokmanić", "André Martins", "António Farinhas"} <= authors
+    l2 = schedule.talk("l2-regularization-dynamics")
+    assert "$L_2$" in l2.title
+    assert l2.display_title == "On the training dynamics of deep networks with L₂ regularization"
+
+
+def test_qa_records_the_spotlights_it_follows(schedule):
+    qa1, qa2 = (t for t in schedule.talks if t.kind is Kind.QA)
+    assert [schedule.talk(i).kind for i in qa1.follows] == [Kind.SPOTLIGHT] * 4
+    assert qa2.follows == (
+        "sparse-continuous-attention",
+        "temporal-spike-sequence-learning",
+        "directional-convergence",
+        "neural-cde-irregular-time-series",
+    )
+
+
+def test_ids_are_unique_slugs(schedule):
+    ids = [t.id for t in schedule.talks]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[a-z0-9][a-z0-9.-]*", i) for i in ids)
+
+
+def test_valid_minimal_file_loads():
+    loaded = parse_schedule(VALID, "test.yaml")
+    assert [t.id for t in loaded.talks] == ["first", "second"]
+    assert loaded.talks[0].start.tzinfo is not None
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def test_yaml_syntax_error_names_line_and_field():
+    bad = VALID.replace("title: First talk", 'title: "First talk')
+    problem = only_problem(bad)
+    assert (problem.line, problem.field) == (12, "title")
+    assert "YAML syntax error" in problem.message
+
+
+def test_empty_file():
+    problem = only_problem("")
+    assert problem.line == 1
+    assert "empty" in problem.message
+
+
+def test_comment_only_file_counts_as_empty():
+    assert "empty" in only_problem("# nothing here\n").message
+
+
+def test_top_level_of_wrong_type():
+    problem = only_problem("- just\n- a list\n")
+    assert problem.field == "(top level)"
+    assert "mapping" in problem.message
+
+
+def test_missing_field_names_the_field_and_the_item_line():
+    bad = VALID.replace("        title: Second talk\n", "")
+    problem = only_problem(bad)
+    assert problem.field == "sessions[0].items[1].title"
+    assert problem.line == 15
+    assert "missing" in problem.message
+
+
+def test_unknown_field_suggests_the_right_one():
+    bad = VALID.replace("        title: Second talk", "        titel: Second talk")
+    err = refuse(bad)
+    unknown = next(p for p in err.problems if "unknown field" in p.message)
+    assert unknown.field == "sessions[0].items[1].titel"
+    assert unknown.line == 19
+    assert "did you mean 'title'" in unknown.message
+
+
+def test_unparseable_time():
+    problem = only_problem(VALID.replace("end: 2020-12-10T06:25:00-08:00", "end: half past six"))
+    assert (problem.line, problem.field) == (18, "sessions[0].items[1].end")
+    assert "cannot read" in problem.message
+
+
+def test_naive_time_is_refused():
+    problem = only_problem(VALID.replace("start: 2020-12-10T06:00:00-08:00", "start: 2020-12-10T06:00:00"))
+    assert (problem.line, problem.field) == (10, "sessions[0].items[0].start")
+    assert "no UTC offset" in problem.message
+
+
+def test_offset_that_contradicts_the_zone_is_refused():
+    problem = only_problem(VALID.replace("start: 2020-12-10T06:00:00-08:00", "start: 2020-12-10T07:00:00-07:00"))
+    assert problem.field == "sessions[0].items[0].start"
+    assert "does not match America/Los_Angeles" in problem.message
+
+
+def test_end_before_start():
+    problem = only_problem(VALID.replace("end: 2020-12-10T06:25:00-08:00", "end: 2020-12-10T06:10:00-08:00"))
+    assert (problem.line, problem.field) == (18, "sessions[0].items[1].end")
+    assert "not after start" in problem.message
+
+
+def test_end_equal_to_start():
+    problem = only_problem(VALID.replace("end: 2020-12-10T06:25:00-08:00", "end: 2020-12-10T06:15:00-08:00"))
+    assert "not after start" in problem.message
+
+
+def test_overlapping_items_in_one_room():
+    problem = only_problem(VALID.replace("start: 2020-12-10T06:15:00-08:00", "start: 2020-12-10T06:10:00-08:00"))
+    assert problem.field == "sessions[0].items[1].start"
+    assert problem.line == 15
+    assert "before 'first' ends" in problem.message
+
+
+def test_sessions_in_different_rooms_may_overlap_but_not_in_the_same_room():
+    second = VALID.split("sessions:\n", 1)[1].replace("id: s1", "id: s2").replace("id: first", "id: third").replace("id: second", "id: fourth")
+    two_rooms = VALID.replace("    timezone:", "    room: A\n    timezone:", 1) + second.replace("    timezone:", "    room: B\n    timezone:", 1)
+    assert len(parse_schedule(two_rooms).sessions) == 2
+    same_room = VALID.replace("    timezone:", "    room: A\n    timezone:", 1) + second.replace("    timezone:", "    room: A\n    timezone:", 1)
+    assert "in A" in refuse(same_room).problems[0].message
+
+
+def test_duplicate_ids():
+    problem = only_problem(VALID.replace("id: second", "id: first"))
+    assert problem.field == "sessions[0].items[1].id"
+    assert problem.line == 15
+    assert "duplicate id 'first'" in problem.message
+
+
+def test_duplicate_key_in_one_item():
+    problem = only_problem(VALID.replace("        title: Second talk\n", "        title: Second talk\n        title: Again\n"))
+    assert (problem.line, problem.field) == (20, "title")
+    assert "twice" in problem.message
+
+
+def test_unknown_kind():
+    problem = only_problem(VALID.replace("kind: spotlight", "kind: keynote"))
+    assert (problem.line, problem.field) == (16, "sessions[0].items[1].kind")
+    assert "unknown kind 'keynote'" in problem.message
+
+
+def test_unknown_time_zone():
+    problem = only_problem(VALID.replace("America/Los_Angeles", "Pacific/Nowhere"))
+    assert (problem.line, problem.field) == (6, "sessions[0].timezone")
+    assert "unknown time zone" in problem.message
+
+
+def test_empty_title():
+    problem = only_problem(VALID.replace("title: Second talk", 'title: "  "'))
+    assert (problem.line, problem.field) == (19, "sessions[0].items[1].title")
+    assert "empty" in problem.message
+
+
+def test_wrong_type_for_a_list():
+    problem = only_problem(VALID.replace("authors: [Ada Lovelace]", "authors: 12"))
+    assert problem.field == "sessions[0].items[0].authors"
+    assert "list" in problem.message
+
+
+def test_follows_must_name_existing_items():
+    bad = VALID + "        follows: [nowhere]\n"
+    problem = only_problem(bad)
+    assert problem.field == "sessions[0].items[1].follows"
+    assert "unknown item id 'nowhere'" in problem.message
+
+
+def test_all_problems_are_reported_at_once():
+    bad = VALID.replace("kind: spotlight", "kind: keynote").replace("title: First talk", 'title: ""')
+    assert len(refuse(bad).problems) == 2
+
+
+def test_missing_file_is_refused_like_a_bad_one(tmp_path: Path):
+    with pytest.raises(ScheduleError, match="file not found"):
+        load_schedule(tmp_path / "missing.yaml")
+
+
+def test_yaml_tags_that_run_code_are_refused():
+    problem = only_problem("!!python/object/apply:os.system ['true']\n")
+    assert "YAML syntax error" in problem.message or "could not determine" in problem.message
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def run_check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot", "check", str(path)], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+
+
+def test_check_prints_a_summary_per_session():
+    done = run_check(ROOT / "data" / "track28.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "track28: Orals & Spotlights Track 28: Deep Learning" in done.stdout
+    assert "3 orals" in done.stdout
+    assert "8 spotlights" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (("kind: spotlight", "kind: keynote"), "kind"),
+        (("end: 2020-12-10T06:25:00-08:00", "end: 2020-12-10T06:05:00-08:00"), "end"),
+        (("title: First talk", 'title: "First talk'), "title"),
+    ],
+)
+def test_check_refuses_bad_files_with_exit_2_and_no_traceback(tmp_path: Path, change, field):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(VALID.replace(*change), encoding="utf-8")
+    done = run_check(bad)
+    assert done.returncode == 2
+    assert f"{bad}:" in done.stderr
+    assert field in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout

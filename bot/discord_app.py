@@ -7,12 +7,13 @@ explicit `python -m bot sync`. Nothing syncs in on_ready, which fires after ever
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import discord
 from discord import app_commands
@@ -103,8 +104,10 @@ class SessionBot(discord.Client):
         extensions: Sequence[Extension] = (),
         *,
         sync_scope: SyncScope = SyncScope.GUILD_IF_SET,
+        **client_options: Any,
     ) -> None:
-        super().__init__(intents=discord.Intents.default(), allowed_mentions=discord.AllowedMentions.none())
+        """`client_options` go to discord.Client (tests pass guild_ready_timeout)."""
+        super().__init__(intents=discord.Intents.default(), allowed_mentions=discord.AllowedMentions.none(), **client_options)
         self.settings = settings
         self.schedule = schedule
         self.index = index
@@ -171,10 +174,8 @@ def _build(settings: Settings, schedule_path: Path, clock: Clock, scope: SyncSco
 async def _serve(bot: SessionBot, token: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or Windows
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
-        except (NotImplementedError, RuntimeError):  # not on the main thread, or Windows
-            pass
     async with bot:
         await bot.start(token)
 

@@ -298,10 +298,14 @@ class ReminderService:
         for r in send:
             if not await self._deliver(r):
                 self._failures += 1
-                cap = max(1.0, self.grace.total_seconds() / self.clock.speed / 10)
-                return min(0.25 * 2**self._failures, cap)
+                return self._backoff()
             self._failures = 0
         return None
+
+    def _backoff(self) -> float:
+        """Real seconds before the next try: doubling, but a tenth of the grace window at most."""
+        cap = min(30.0, self.grace.total_seconds() / self.clock.speed / 10)
+        return max(0.02, min(0.25 * 2 ** (self._failures - 1), cap))
 
     async def _deliver(self, r: Reminder) -> bool:
         """Claim (or take up again) and send one reminder; True when it needs no retry."""

@@ -11,8 +11,8 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import discord
-from discord.utils import escape_markdown, escape_mentions, format_dt
+import discord  # noqa: TID251 -- a Discord front-end module (pyproject exempts bot/discord_*.py only)
+from discord.utils import escape_markdown, escape_mentions, format_dt  # noqa: TID251
 
 from bot.answers import NextAnswer, NowAnswer
 from bot.errors import AmbiguousQuery, EmptyQuery, UserError

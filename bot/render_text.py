@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from bot.answers import NextAnswer, NowAnswer, Phase, until
 from bot.schedule import Schedule, Session, Talk
 from bot.search import Author
+from bot.text import shorten
 
 WIDTH = 88
 _PLURALS = {"Oral": "orals", "Spotlight": "spotlights", "Q&A": "Q&As", "Break": "breaks"}
@@ -86,7 +87,15 @@ def render_talk(talk: Talk, schedule: Schedule, tz: ZoneInfo, *, abstract: bool 
     if abstract and talk.abstract:
         lines.append("")
         lines.append(textwrap.fill(talk.display_abstract, WIDTH))
+    elif talk.abstract:
+        lines.append(f"{teaser(talk.display_abstract)}  (/abstract for the full text)")
     return "\n".join(lines)
+
+
+def teaser(abstract: str, limit: int = 160) -> str:
+    """The abstract's first sentence, cut to one line."""
+    first = abstract.split(". ", 1)[0].rstrip(".") + "."
+    return shorten(first, limit)
 
 
 def render_author(author: Author, now: dt.datetime, tz: ZoneInfo) -> str:

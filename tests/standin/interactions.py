@@ -163,6 +163,10 @@ def build_options(
     if focused is not None and focused not in values:
         odef = _find_option(defs_for(defs, path), focused)
         leaf.append({"name": focused, "type": odef.get("type", 3), "value": "", "focused": True})
+    if focused is None:
+        missing = [o["name"] for o in defs_for(defs, path) if o.get("required") and o["name"] not in values]
+        if missing:
+            raise ValueError(f"required option(s) {missing} missing: Discord's client would not send this")
     options = leaf
     level = defs
     nested: list[tuple[str, int]] = []

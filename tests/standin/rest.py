@@ -7,15 +7,16 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import routes_commands, routes_messages
+from . import routes_commands, routes_events, routes_messages
 from .responses import error, json_response
 
 if TYPE_CHECKING:
-    from .server import Fault, RequestRecord, StandIn
+    from .server import StandIn
 
 Handler = Callable[["StandIn", "Req"], Awaitable[web.Response]]
 
@@ -36,6 +37,49 @@ class Req:
 
     def int(self, name: str) -> int:
         return int(self.params[name])
+
+
+@dataclass
+class Fault:
+    """An injected answer for the next ``remaining`` matching REST requests (None: forever)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    remaining: int | None
+    body: Any = None
+    retry_after: float | None = None
+    is_global: bool = False
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.remaining is not None and self.remaining <= 0:
+            return False
+        return self.method in ("*", method) and self.pattern.search(path) is not None
+
+
+@dataclass
+class RequestRecord:
+    method: str
+    path: str  # after /api/vN, e.g. /channels/1/messages
+    query: dict[str, str]
+    body: Any
+    status: int = 0
+    response: Any = None
+    faulted: bool = False
+    route: str | None = None  # the handler's name, None for unknown routes
+    at: float = field(default_factory=time.time)
+
+    @property
+    def message_body(self) -> dict[str, Any] | None:
+        """The message this request would create/edit (the ``data`` of a message callback)."""
+        if not isinstance(self.body, dict):
+            return None
+        if self.route == "interaction_callback":
+            return self.body.get("data") if self.body.get("type") in (4, 7) else None
+        if self.route in MESSAGE_ROUTES:
+            return self.body
+        return None
 
 
 def _ratelimit_headers(bucket: str, remaining: int = 49, reset_after: float = 1.0) -> dict[str, str]:
@@ -185,7 +229,6 @@ async def get_channel(s: StandIn, r: Req) -> web.Response:
     return json_response(guild.channel(cid).payload(guild.id))  # type: ignore[union-attr]
 
 
-S = r"(\d+)"
 ROUTES: list[tuple[str, str, Handler, bool]] = [
     # method, path regex (named groups), handler, needs bot auth
     ("GET", r"/users/@me", get_me, True),
@@ -200,6 +243,7 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("GET", r"/channels/(?P<channel_id>\d+)", get_channel, True),
     *routes_commands.ROUTES,
     *routes_messages.ROUTES,
+    *routes_events.ROUTES,
 ]
 _COMPILED = [(m, re.compile(p + r"/?"), h, auth) for m, p, h, auth in ROUTES]
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -35,52 +33,10 @@ from .models import (
     user_payload,
 )
 from .redirect import redirect_discord
+from .rest import Fault, RequestRecord
 
 # permissions the bot's managed role has by default
 BOT_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | MANAGE_EVENTS | (1 << 16) | (1 << 31)
-
-
-@dataclass
-class Fault:
-    """An injected answer for the next ``remaining`` matching REST requests (None: forever)."""
-
-    method: str
-    pattern: re.Pattern[str]
-    status: int
-    remaining: int | None
-    body: Any = None
-    retry_after: float | None = None
-    is_global: bool = False
-    hits: int = 0
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.remaining is not None and self.remaining <= 0:
-            return False
-        return self.method in ("*", method) and self.pattern.search(path) is not None
-
-
-@dataclass
-class RequestRecord:
-    method: str
-    path: str  # after /api/vN, e.g. /channels/1/messages
-    query: dict[str, str]
-    body: Any
-    status: int = 0
-    response: Any = None
-    faulted: bool = False
-    route: str | None = None  # the handler's name, None for unknown routes
-    at: float = field(default_factory=time.time)
-
-    @property
-    def message_body(self) -> dict[str, Any] | None:
-        """The message this request would create/edit (the ``data`` of a message callback)."""
-        if not isinstance(self.body, dict):
-            return None
-        if self.route == "interaction_callback":
-            return self.body.get("data") if self.body.get("type") in (4, 7) else None
-        if self.route in rest.MESSAGE_ROUTES:
-            return self.body
-        return None
 
 
 class StandIn:
@@ -122,6 +78,7 @@ class StandIn:
         self.command_creates: dict[int | None, list[float]] = {}
         self.stored: dict[int, StoredMessage] = {}
         self.nonces: dict[tuple[int, str], StoredMessage] = {}
+        self.events: dict[str, dict[str, Any]] = {}  # guild scheduled events by id
         self.interactions: dict[int, InteractionHandle] = {}
         self.by_token: dict[str, InteractionHandle] = {}
         self.requests: list[RequestRecord] = []
@@ -332,6 +289,16 @@ class StandIn:
 
     def unknown_routes(self) -> list[RequestRecord]:
         return [r for r in self.requests if r.route is None and not r.faulted]
+
+    def seed_commands(self, commands: list[dict[str, Any]], guild_id: int | None = None) -> list[dict[str, Any]]:
+        """Store commands as if synced earlier (``guild_id=None``: global); returns them with ids."""
+        scope = guild_id
+        stored = [{"type": 1, **c, "id": str(snowflake()), "application_id": str(self.app_id)} for c in commands]
+        for cmd in stored:
+            if scope is not None:
+                cmd["guild_id"] = str(scope)
+        self.commands[scope] = stored
+        return stored
 
     def find_command(self, name: str, guild_id: int | None = None) -> dict[str, Any]:
         """A synced command by name: the guild's first, then global ones."""

@@ -1,0 +1,125 @@
+"""Pure reminder planning at fixed instants: due times, ids, wording, grace and staleness."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+from bot.clock import FixedClock
+from bot.config import Settings
+from bot.reminders import (
+    Target,
+    Verdict,
+    due_reminders,
+    plan_reminders,
+    print_plan,
+    reminder_due_at,
+    reminder_id,
+    reminder_nonce,
+    reminder_phrase,
+    reminder_verdict,
+    resolve_targets,
+)
+from bot.store import GuildOverrides
+from tests.conftest import pst
+
+CHANNEL = 111111111111111111
+GRACE = dt.timedelta(minutes=10)
+KINDS = frozenset({"oral", "spotlight"})
+
+
+def test_due_at_is_start_minus_lead(schedule):
+    talk = schedule.talk("shooting-formulation")
+    assert reminder_due_at(talk, 5) == pst(5, 55)
+    assert reminder_due_at(talk, 0) == talk.start
+
+
+def test_ids_and_nonces_are_stable_and_short():
+    assert reminder_id("t", 5, CHANNEL) == f"t:5:{CHANNEL}"
+    nonce = reminder_nonce("t", 5, CHANNEL)
+    assert nonce == reminder_nonce("t", 5, CHANNEL)
+    assert len(nonce) <= 25
+    assert nonce != reminder_nonce("t", 2, CHANNEL) != reminder_nonce("t", 5, CHANNEL + 1)
+
+
+def test_plan_covers_orals_and_spotlights_only_in_order(schedule):
+    plan = plan_reminders(schedule, [Target(CHANNEL, (5,))], KINDS)
+    kinds = {r.talk.kind.value for r in plan}
+    assert kinds == {"oral", "spotlight"}
+    assert len(plan) == sum(t.kind.value in KINDS for t in schedule.talks)
+    assert [r.due_at for r in plan] == sorted(r.due_at for r in plan)
+    assert plan[0].talk.id == "shooting-formulation"
+
+
+def test_breaks_never_planned_even_if_asked(schedule):
+    plan = plan_reminders(schedule, [Target(CHANNEL, (5,))], {"oral", "spotlight", "qa", "break"})
+    assert all(r.talk.kind.value != "break" for r in plan)
+    assert any(r.talk.kind.value == "qa" for r in plan)
+
+
+def test_several_leads_interleave_by_due_time(schedule):
+    plan = plan_reminders(schedule, [Target(CHANNEL, (10, 2))], KINDS)
+    assert len(plan) == 2 * sum(t.kind.value in KINDS for t in schedule.talks)
+    assert [r.due_at for r in plan] == sorted(r.due_at for r in plan)
+
+
+def test_phrases():
+    start = pst(6)
+    assert reminder_phrase(start, pst(5, 55)) == "starts in 5 minutes"
+    assert reminder_phrase(start, pst(5, 59)) == "starts in 1 minute"
+    assert reminder_phrase(start, start + dt.timedelta(seconds=20)) == "starting now"
+    assert reminder_phrase(start, pst(6, 2)) == "started 2 minutes ago"
+    assert reminder_phrase(start, pst(6, 1)) == "started 1 minute ago"
+
+
+def test_verdicts_before_on_time_late_stale_over(schedule):
+    clock = FixedClock(pst(5, 50))
+    (first,) = [r for r in plan_reminders(schedule, [Target(CHANNEL, (5,))], KINDS) if r.talk.id == "shooting-formulation"]
+    assert reminder_verdict(first, clock.now(), GRACE) is Verdict.WAIT
+    clock.advance(minutes=5)
+    assert reminder_verdict(first, clock.now(), GRACE) is Verdict.SEND
+    clock.advance(minutes=10)  # 06:05, ten minutes late: still inside the grace window
+    assert reminder_verdict(first, clock.now(), GRACE) is Verdict.SEND
+    clock.advance(minutes=1)
+    assert reminder_verdict(first, clock.now(), GRACE) is Verdict.STALE
+    assert reminder_verdict(first, first.talk.end, dt.timedelta(hours=5)) is Verdict.OVER
+
+
+def test_shorter_lead_supersedes_a_late_longer_one(schedule):
+    plan = plan_reminders(schedule, [Target(CHANNEL, (10, 2))], KINDS)
+    send, skip = due_reminders(plan, pst(5, 59), GRACE, set())
+    assert [(r.talk.id, r.lead) for r in send] == [("shooting-formulation", 2)]
+    assert [(r.talk.id, r.lead, v) for r, v in skip] == [("shooting-formulation", 10, Verdict.SUPERSEDED)]
+
+
+def test_no_flood_on_a_late_start(schedule):
+    """Started at 07:26 with a 15-minute grace: only what fell due since 07:11 goes out."""
+    plan = plan_reminders(schedule, [Target(CHANNEL, (5,))], KINDS)
+    grace = dt.timedelta(minutes=15)
+    send, skip = due_reminders(plan, pst(7, 26), grace, set())
+    assert [r.talk.id for r in send] == ["wave-based-imaging", "early-time-learning-dynamics"]
+    assert all(v in {Verdict.STALE, Verdict.OVER} for _, v in skip)
+    done = {r.id for r in send} | {r.id for r, _ in skip}
+    assert due_reminders(plan, pst(7, 26), grace, done) == ([], [])
+
+
+def test_print_plan_marks_past(schedule):
+    out = io.StringIO()
+    settings = Settings(reminder_channel_id=CHANNEL)
+    assert print_plan(schedule, settings, pst(7, 0), out) == 0
+    text = out.getvalue()
+    assert "13:55 UTC  05:55 PST" in text
+    assert "[past" in text
+    assert "Break" not in text
+    lines = [line for line in text.splitlines() if " UTC  " in line]
+    assert len(lines) == sum(t.kind.value in KINDS for t in schedule.talks)
+
+
+def test_resolve_targets_with_overrides():
+    settings = Settings(reminder_channel_id=CHANNEL, reminder_leads=(5,))
+    assert resolve_targets(settings, []) == [Target(CHANNEL, (5,), None)]
+    moved = resolve_targets(settings, [GuildOverrides(7, channel_id=222, leads=(10, 2))])
+    assert moved == [Target(222, (10, 2), 7)]
+    assert resolve_targets(settings, [GuildOverrides(7, enabled=False)]) == []
+    both = resolve_targets(Settings(reminder_channel_id=CHANNEL, guild_id=7), [GuildOverrides(8, channel_id=333)])
+    assert {t.channel_id for t in both} == {CHANNEL, 333}

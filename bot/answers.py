@@ -95,10 +95,10 @@ def find_talk(index: SearchIndex, query: str) -> Talk:
     matches = index.find_talks(query, limit=5, prefix_last=False)
     if not matches:
         close = index.close_titles(query)
-        raise TalkNotFound(query, tuple(t.display_title for t in close))
+        raise TalkNotFound(query, tuple(talk_choice_name(t, index.schedule) for t in close))
     if not clearly_ahead([m.score for m in matches]):
         tied = [m for m in matches if matches[0].score - m.score < 2 * 6.0]
-        raise AmbiguousQuery(query, tuple(m.talk.display_title for m in tied))
+        raise AmbiguousQuery(query, tuple(talk_choice_name(m.talk, index.schedule) for m in tied))
     return matches[0].talk
 
 

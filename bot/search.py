@@ -25,6 +25,7 @@ FIELD_WEIGHT = (3.0, 3.0, 1.0)
 CLEAR_MARGIN = 6.0
 MIN_SCORE = 12.0
 COVERAGE_FLOOR = 0.3
+PHRASE_BONUS = 8.0
 STOPWORDS = frozenset(
     [
         "a",
@@ -113,7 +114,7 @@ class TokenIndex:
             for term in prefixed:
                 found.setdefault(term, 0.9 if is_last else 0.8)
         if len(token) >= 4 and token not in self.postings:
-            cutoff = 75 if len(token) <= 5 else 78
+            cutoff = 75 if len(token) <= 5 else 78 if len(token) <= 7 else 72
             for length in range(len(token) - 2, len(token) + 3):
                 bucket = self.by_length.get(length)
                 if bucket:
@@ -163,10 +164,11 @@ class SearchIndex:
         self.schedule = schedule
         self.talks = schedule.talks
         self._titles = [fold(t.title) for t in self.talks]
+        self._abstracts = [fold(t.abstract) for t in self.talks]
         self._talk_index = TokenIndex(
             [
-                [(TITLE, title), (AUTHOR, " ".join(fold(a) for a in t.authors)), (ABSTRACT, fold(t.abstract))]
-                for t, title in zip(self.talks, self._titles, strict=True)
+                [(TITLE, title), (AUTHOR, " ".join(fold(a) for a in t.authors)), (ABSTRACT, abstract)]
+                for t, title, abstract in zip(self.talks, self._titles, self._abstracts, strict=True)
             ]
         )
         self.authors = self._collect_authors(self.talks)
@@ -198,10 +200,16 @@ class SearchIndex:
             return []
         top = sorted(scores.items(), key=lambda kv: -kv[1])[: max(limit, 30)]
         ranked = []
+        phrase = " " in q
         for doc, score in top:
-            # A little title similarity breaks ties between equally good token matches.
-            tiebreak = fuzz.partial_ratio(q, self._titles[doc]) / 100 if len(q) > 2 else 0.0
-            ranked.append((score + 2.0 * tiebreak, doc))
+            # A little title similarity breaks ties between equally good token matches;
+            # the words typed as a phrase, in that order, count for more.
+            bonus = 2.0 * fuzz.partial_ratio(q, self._titles[doc]) / 100 if len(q) > 2 else 0.0
+            if phrase and q in self._titles[doc]:
+                bonus += PHRASE_BONUS
+            elif phrase and q in self._abstracts[doc]:
+                bonus += PHRASE_BONUS * 0.75
+            ranked.append((score + bonus, doc))
         ranked.sort(key=lambda sd: (-sd[0], self.talks[sd[1]].start))
         return [Match(self.talks[doc], round(min(score, 100.0), 1)) for score, doc in ranked[:limit] if score >= MIN_SCORE]
 

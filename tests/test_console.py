@@ -70,7 +70,7 @@ def test_user_mistakes_are_answered_not_raised(schedule, index):
     assert "Unknown command" in console.handle("/frobnicate")
     assert "No talk matches" in console.handle("/talk qqqxxzz")
     assert "Type a few words" in console.handle("/talk")
-    assert "1. A shooting formulation of deep learning" in console.handle("/talk deep learning")
+    assert "1. 06:00 Oral · A shooting formulation of deep learning" in console.handle("/talk deep learning")
 
 
 def test_schedule_lists_every_item(schedule, index):

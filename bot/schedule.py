@@ -199,6 +199,12 @@ class _DuplicateOrBadKey(Exception):
         self.line, self.key, self.message = line, key, message
 
 
+def _construct_timestamp_text(loader: Any, node: yaml.ScalarNode) -> str:
+    """Keep times as text so that a bad one ("25:00") is reported with its line, not raised."""
+    return loader.construct_scalar(node)
+
+
+_SafeLineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp_text)
 _SafeLineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _SafeLineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
@@ -470,6 +476,8 @@ def parse_schedule(text: str, source: str = "<schedule>") -> Schedule:
         raise ScheduleError(source, [Problem(err.line, err.key, err.message)]) from None
     except yaml.YAMLError as err:
         raise ScheduleError(source, [_syntax_problem(text, err)]) from None
+    except (ValueError, TypeError, RecursionError) as err:  # a value the YAML constructors cannot build
+        raise ScheduleError(source, [Problem(1, "(document)", f"cannot read the file: {err}")]) from None
     check = _Checker()
     if doc is None:
         raise ScheduleError(source, [Problem(1, "(document)", "the file is empty; expected a mapping with a 'sessions' list")])

@@ -299,3 +299,14 @@ def test_check_refuses_bad_files_with_exit_2_and_no_traceback(tmp_path: Path, ch
     assert f"{bad}:" in done.stderr
     assert field in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_impossible_date_and_hour_are_reported_not_raised():
+    assert only_problem(VALID.replace("date: 2020-12-10", "date: 2020-13-45")).field == "sessions[0].date"
+    problem = only_problem(VALID.replace("start: 2020-12-10T06:00:00-08:00", "start: 2020-12-10T25:00:00-08:00"))
+    assert (problem.line, problem.field) == (10, "sessions[0].items[0].start")
+
+
+def test_a_tab_in_the_indentation_names_its_line():
+    problem = only_problem(VALID.replace("        kind: oral", "\tkind: oral"))
+    assert (problem.line, problem.field) == (9, "kind")

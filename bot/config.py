@@ -128,7 +128,7 @@ def _log_level(env: Mapping[str, str]) -> str:
 def settings_from(env: Mapping[str, str]) -> Settings:
     """Validate a mapping of variables (the environment) into Settings."""
     token = env.get("DISCORD_TOKEN", "").strip()
-    if token and (len(token) < 20 or any(c.isspace() for c in token)):
+    if any(c.isspace() for c in token):
         raise ConfigError("DISCORD_TOKEN does not look like a bot token (copy it from the Developer Portal, Bot tab)")
     return Settings(
         discord_token=Secret(token),

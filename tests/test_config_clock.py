@@ -32,7 +32,7 @@ def test_defaults():
         ("REMINDER_KINDS", "oral,keynote"),
         ("REMINDER_GRACE_MINUTES", "-3"),
         ("LOG_LEVEL", "LOUD"),
-        ("DISCORD_TOKEN", "short"),
+        ("DISCORD_TOKEN", "two words"),
     ],
 )
 def test_bad_values_name_the_variable(name, value):

@@ -45,8 +45,9 @@ class SyncScope(Enum):
 
 
 def default_extensions(settings: Settings, schedule: Schedule, index: SearchIndex, clock: Clock) -> list[Extension]:
-    # The reminders engineer adds the reminder extension here.
-    return []
+    from bot.reminder_commands import ReminderExtension
+
+    return [ReminderExtension(settings, schedule, clock)]
 
 
 def bot_permissions(settings: Settings) -> discord.Permissions:
@@ -114,6 +115,8 @@ class SessionBot(discord.Client):
         self.clock = clock
         self.extensions = list(extensions)
         self.sync_scope = sync_scope
+        # False during `python -m bot sync`: extensions add their commands but start no background work.
+        self.serving = sync_scope is not SyncScope.GLOBAL
         self.synced: list[app_commands.AppCommand] = []
         self.tree = SessionTree(self)
         add_commands(self.tree, schedule, index, clock)

@@ -11,8 +11,8 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import discord  # noqa: TID251 -- a Discord front-end module (pyproject exempts bot/discord_*.py only)
-from discord.utils import escape_markdown, escape_mentions, format_dt  # noqa: TID251
+import discord
+from discord.utils import escape_markdown, escape_mentions, format_dt
 
 from bot.answers import NextAnswer, NowAnswer
 from bot.errors import AmbiguousQuery, EmptyQuery, UserError
@@ -253,7 +253,8 @@ def _session_chunks(session: Session) -> list[_Chunk]:
     size = 0
 
     def flush() -> None:
-        title = clean(session.name) + (" (continued)" if chunks else "")
+        more = " (continued)" if chunks else ""
+        title = fit(clean(session.name), TITLE_MAX - len(more)) + more
         embed = _embed(title, "\n".join(lines))
         embed.set_footer(text=footer)
         chunks.append(_Chunk(embed, len(lines)))

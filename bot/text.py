@@ -61,11 +61,16 @@ _EXTRA_FOLD = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ð": "d", "þ": "
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+
+
 def fold(text: str) -> str:
     """Lowercase, strip accents and punctuation: 'Dokmanić' -> 'dokmanic', '$L_2$' -> 'l2'."""
-    text = unicodedata.normalize("NFKD", plain_text(text)).casefold().translate(_EXTRA_FOLD)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return _NON_WORD.sub(" ", text).strip()
+    text = plain_text(text)
+    if text.isascii():
+        return _NON_WORD.sub(" ", text.lower()).strip()
+    text = unicodedata.normalize("NFKD", text).casefold().translate(_EXTRA_FOLD)
+    return _NON_WORD.sub(" ", _COMBINING.sub("", text)).strip()
 
 
 def shorten(text: str, limit: int, ellipsis: str = "…") -> str:

@@ -13,6 +13,7 @@ import pytest_asyncio
 from discord import app_commands
 
 from bot.clock import FixedClock
+from bot.commands import safe_autocomplete
 from bot.config import Secret, Settings
 from bot.discord_app import SessionBot
 from bot.schedule import Schedule
@@ -21,7 +22,7 @@ from tests.conftest import pst
 from tests.standin import StandIn, running_client, would_ping
 from tests.standin.interactions import AUTOCOMPLETE_RESULT, CHANNEL_MESSAGE
 from tests.standin.validation import check_message, embed_length
-from tests.test_discord_render import huge_schedule
+from tests.test_discord_render import huge_index, huge_schedule
 
 TOKEN = "Tk9UQVJFQUxUT0tFTg.fake-bot-token.for-tests-only-42"
 PRIVILEGED = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
@@ -164,7 +165,7 @@ async def test_start_logs_invite_summary_next_talk_and_never_the_token(
     assert "Schedule: track28" in log_text
     assert "Next talk:" in log_text and "Lagrangian" not in log_text.split("Next talk:")[0][-5:]
     assert TOKEN not in log_text
-    assert TOKEN.split(".")[0] not in log_text
+    assert TOKEN.partition(".")[0] not in log_text
     assert TOKEN not in repr(client.settings) and TOKEN not in str(client.settings)
     assert handle.callback is not None
 
@@ -185,7 +186,7 @@ async def test_next_lists_upcoming_talks_with_timestamps(standin: StandIn, bot: 
     text = text_of(handle)
     assert "<t:" in text and ":f>" in text and ":R>" in text
     assert "America/Los_Angeles" in text
-    assert "Compositional Explanations of Neurons" in text  # 06:30, the next oral after 06:05
+    assert "Compositional Explanations of Neurons" in text  # 06:30, third of the next talks after 06:05
 
 
 async def test_next_before_and_after_the_session(standin: StandIn, bot: SessionBot, clock: FixedClock) -> None:
@@ -266,17 +267,21 @@ async def test_not_found_is_ephemeral_and_escapes_user_text(standin: StandIn, bo
     assert "Not found" in text
 
 
-async def test_misspelt_title_gets_suggestions(standin: StandIn, bot: SessionBot) -> None:
+async def test_unknown_author_is_ephemeral(standin: StandIn, bot: SessionBot) -> None:
     handle = await ask(standin, "author", {"name": "Zyxwvut Qqqq"})
-    assert handle.ephemeral
+    assert handle.ephemeral and "Not found" in text_of(handle)
+
+
+async def test_misspelt_author_is_found(standin: StandIn, bot: SessionBot) -> None:
+    handle = await ask(standin, "author", {"name": "niethamer"})
+    assert embeds(handle)[0]["title"] == "Marc Niethammer"
 
 
 async def test_ambiguous_query_lists_candidates(standin: StandIn, bot: SessionBot) -> None:
-    handle = await ask(standin, "talk", {"query": "deep"})
-    if handle.ephemeral:  # ambiguous: several titles mention "deep"
-        assert "•" in text_of(handle)
-    else:
-        assert embeds(handle)[0]["title"]
+    handle = await ask(standin, "talk", {"query": "deep"})  # several titles mention "deep"
+    assert handle.ephemeral
+    text = text_of(handle)
+    assert "Please be more specific" in text and text.count("•") >= 2
 
 
 async def test_empty_query_is_ephemeral(standin: StandIn, bot: SessionBot) -> None:
@@ -306,7 +311,7 @@ async def test_error_after_responding_is_answered_by_followup(standin: StandIn, 
 
 async def test_autocomplete_empty_lists_next_talks(standin: StandIn, bot: SessionBot) -> None:
     choices = await complete(standin, "talk", "query", "")
-    assert choices and choices[0]["value"] == "compositional-explanations"
+    assert choices and choices[0]["value"] == "l2-regularization-dynamics"
     assert all(c["value"] != "shooting-formulation" for c in choices)  # already started
 
 
@@ -330,7 +335,7 @@ async def test_autocomplete_odd_input_never_fails(standin: StandIn, bot: Session
 
 async def test_huge_schedule_answers_stay_within_limits(standin: StandIn, clock: FixedClock) -> None:
     big = huge_schedule()
-    index = SearchIndex(big)
+    index = huge_index()
     clock.instant = big.talks[0].start
     client = SessionBot(Settings(discord_token=Secret(TOKEN), guild_id=standin.guild_id), big, index, clock, [], guild_ready_timeout=0.05)
     async with running_client(client, token=TOKEN):
@@ -351,6 +356,24 @@ async def test_huge_schedule_answers_stay_within_limits(standin: StandIn, clock:
             await complete(standin, "talk", "query", value)
             await complete(standin, "author", "name", value)
         assert time.monotonic() - t0 < 3
+
+
+async def test_reconnect_does_not_sync_again(standin: StandIn, bot: SessionBot) -> None:
+    puts = [r for r in standin.requests if r.method == "PUT" and r.path.endswith("/commands")]
+    assert len(puts) == 1
+    await standin.drop_gateway(4000)
+    await standin.gateway.wait_resumed(1)
+    await ask(standin, "help")
+    assert len([r for r in standin.requests if r.method == "PUT" and r.path.endswith("/commands")]) == 1
+
+
+async def test_failing_autocomplete_logs_and_offers_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(text: str) -> list:
+        raise ValueError("index exploded")
+
+    complete_fn = safe_autocomplete(broken, "talks")
+    assert await complete_fn(None, "anything") == []  # type: ignore[arg-type]
+    assert "index exploded" in caplog.text
 
 
 def test_ack_times_were_fast() -> None:

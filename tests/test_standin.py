@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import io
 import os
 import sys
 import textwrap
@@ -32,6 +34,7 @@ from tests.standin import (  # noqa: E402
     would_ping,
 )
 from tests.standin.gateway import PRIVILEGED_INTENTS  # noqa: E402
+from tests.standin.validation import check_autocomplete, check_embeds, check_message, embed_length, form_error, valid_chat_name  # noqa: E402
 
 NO_PINGS = discord.AllowedMentions.none()
 
@@ -41,6 +44,7 @@ async def standin():
     async with StandIn(interaction_deadline=0.5) as server:
         with server.redirect():
             yield server
+        assert server.internal_errors == []
 
 
 class Bot:
@@ -51,12 +55,14 @@ class Bot:
         self.client = discord.Client(intents=intents, guild_ready_timeout=0.05, **client_kw)
         self.tree = app_commands.CommandTree(self.client)
         self.errors: asyncio.Queue[BaseException] = asyncio.Queue()
+        self.seen: list[discord.Interaction] = []
         guild = discord.Object(standin.guild_id)
-        tree, errors = self.tree, self.errors
+        tree, errors, seen = self.tree, self.errors, self.seen
 
         @tree.command(guild=guild, description="Look up a talk")
         @app_commands.describe(talk="Talk title")
         async def talk(interaction: discord.Interaction, talk: str) -> None:
+            seen.append(interaction)
             await interaction.response.send_message(f"Talk: {talk}", allowed_mentions=NO_PINGS)
 
         @talk.autocomplete("talk")
@@ -166,6 +172,20 @@ async def test_command_answered_without_pings(standin: StandIn) -> None:
 
 
 @pytest.mark.asyncio
+async def test_member_permissions_channel_and_required_options(standin: StandIn) -> None:
+    async with bot_running(standin) as bot:
+        member_id, channel_id = next(iter(standin.guild.members)), standin.channel_ids[1]
+        handle = await standin.invoke("talk", {"talk": "x"}, permissions=1 << 5, channel_id=channel_id, user_id=member_id)
+        await handle
+        interaction = bot.seen[-1]
+        assert interaction.permissions.manage_guild and not interaction.permissions.administrator
+        assert interaction.channel_id == channel_id and interaction.user.id == member_id
+        assert interaction.guild_id == standin.guild_id
+        with pytest.raises(ValueError, match="required"):
+            await standin.invoke("talk")
+
+
+@pytest.mark.asyncio
 async def test_deferred_command_followup(standin: StandIn) -> None:
     async with bot_running(standin):
         handle = await standin.invoke("slow")
@@ -265,6 +285,45 @@ async def test_forbidden_and_unknown_channel_faults(standin: StandIn) -> None:
 
 
 @pytest.mark.asyncio
+async def test_502_is_retried_by_discord_py(standin: StandIn) -> None:
+    async with bot_running(standin) as bot:
+        standin.inject("POST", r"/messages$", 502)
+        await bot.channel(standin).send("after a hiccup")  # discord.py sleeps 1 s, then retries
+        assert [r.status for r in standin.requests if r.path.endswith("/messages")] == [502, 200]
+        assert len(standin.messages()) == 1
+
+
+@pytest.mark.asyncio
+async def test_multipart_messages_are_parsed(standin: StandIn) -> None:
+    async with bot_running(standin) as bot:
+        await bot.channel(standin).send("slides <@123>", file=discord.File(io.BytesIO(b"pdf"), "slides.pdf"))
+        (stored,) = standin.messages(standin.channel_id)
+        assert stored.content == "slides <@123>" and stored.attachments[0]["filename"] == "slides.pdf"
+        assert stored.allowed_mentions is None and stored.would_ping  # no allowed_mentions: it pings
+        assert [would_ping(r.message_body) for r in standin.outgoing()] == [True]
+
+
+@pytest.mark.asyncio
+async def test_scheduled_event_limits(standin: StandIn) -> None:
+    async with bot_running(standin) as bot:
+        guild = bot.client.get_guild(standin.guild_id)
+        assert guild is not None
+        start = discord.utils.utcnow() + dt.timedelta(days=1)
+        common = {
+            "start_time": start,
+            "end_time": start + dt.timedelta(hours=1),
+            "entity_type": discord.EntityType.external,
+            "privacy_level": discord.PrivacyLevel.guild_only,
+            "location": "Hall A",
+        }
+        with pytest.raises(discord.HTTPException) as info:
+            await guild.create_scheduled_event(name="x" * 101, **common)
+        assert info.value.code == 50035
+        event = await guild.create_scheduled_event(name="Keynote", description="Opening", **common)
+        assert standin.events[str(event.id)]["entity_metadata"] == {"location": "Hall A"}
+
+
+@pytest.mark.asyncio
 async def test_nonce_dedupe(standin: StandIn) -> None:
     async with bot_running(standin) as bot:
         channel = bot.channel(standin)
@@ -282,6 +341,27 @@ async def test_unknown_routes_are_recorded(standin: StandIn) -> None:
         with pytest.raises(discord.NotFound):
             await bot.client.http.request(discord.http.Route("GET", "/guilds/{guild_id}/bans", guild_id=1))
         assert [(r.method, r.path) for r in standin.unknown_routes()] == [("GET", "/guilds/1/bans")]
+
+
+def test_validation_counts_like_discord() -> None:
+    embed = {"title": "t" * 256, "description": "d" * 4096, "fields": [{"name": "n", "value": "v" * 1024}] * 25}
+    assert embed_length(embed) == 256 + 4096 + 25 * 1025
+    errors = form_error(check_message({"embeds": [embed]}))["errors"]
+    assert errors["embeds"]["_errors"][0]["code"] == "MAX_EMBED_SIZE_EXCEEDED"
+    bad = {"title": "t" * 257, "fields": [{"name": "", "value": "v"}] * 26, "footer": {"text": "f" * 2049}, "author": {"name": "a" * 257}}
+    paths = {p for p, _, _ in check_embeds([bad])}
+    assert {("embeds", "0", "title"), ("embeds", "0", "fields"), ("embeds", "0", "fields", "0", "name")} <= paths
+    assert {("embeds", "0", "footer", "text"), ("embeds", "0", "author", "name")} <= paths
+    assert check_message({"embeds": [{}] * 11}) and check_message({"content": "x" * 2001})
+    assert not check_message({"content": "x" * 2000, "embeds": [{}] * 10})
+    assert check_message({"content": "<@1>", "allowed_mentions": {"parse": ["users"], "users": ["1"]}})
+    choices = [{"name": "n" * 100, "value": "v" * 100}] * 25
+    assert not check_autocomplete({"choices": choices})
+    assert check_autocomplete({"choices": [{"name": "", "value": "v"}]})
+    assert check_autocomplete({"choices": [{"name": "n", "value": "v" * 101}]})
+    assert not check_autocomplete({"choices": [{"name": "n", "value": 10**12}]})
+    assert valid_chat_name("über-talk_1") and valid_chat_name("n'importe")
+    assert not valid_chat_name("Talk") and not valid_chat_name("two words") and not valid_chat_name("x" * 33)
 
 
 def test_would_ping_semantics() -> None:
@@ -310,6 +390,22 @@ async def test_gateway_drop_and_resume(standin: StandIn) -> None:
         handle = await standin.invoke("talk", {"talk": "After resume"})
         assert (await handle.wait_response(timeout=5))["data"]["content"] == "Talk: After resume"
         assert len(standin.gateway.resumes) == 2
+
+
+@pytest.mark.asyncio
+async def test_invalid_session_makes_the_client_identify_again(standin: StandIn) -> None:
+    async with bot_running(standin) as bot:
+        # discord.py waits 5 s before a non-initial IDENTIFY (Client.before_identify_hook)
+        async def no_wait(shard_id: int | None, *, initial: bool = False) -> None:
+            return None
+
+        bot.client.before_identify_hook = no_wait  # type: ignore[method-assign]
+        await standin.gateway.send_op(9, False)  # INVALID_SESSION, not resumable
+        await standin.gateway.wait_identified(2)
+        await standin.gateway.wait_until(lambda: standin.gateway.connected)
+        handle = await standin.invoke("talk", {"talk": "again"})
+        assert (await handle)["data"]["content"] == "Talk: again"
+        assert standin.gateway.resumes == []
 
 
 @pytest.mark.asyncio

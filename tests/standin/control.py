@@ -78,6 +78,8 @@ def add_control_routes(app: web.Application, s: StandIn) -> None:
                 handle = await s.invoke(d["name"], d.get("options"), **common)
         except (LookupError, KeyError) as exc:
             return error(404, 0, str(exc))
+        except ValueError as exc:
+            return error(400, 0, str(exc))
         return json_response({"id": str(handle.id), "token": handle.token})
 
     async def interaction(request: web.Request) -> web.Response:
@@ -114,7 +116,13 @@ def add_control_routes(app: web.Application, s: StandIn) -> None:
             return error(409, 0, str(exc))
         return json_response({"dropped": True})
 
+    async def seed(request: web.Request) -> web.Response:
+        d = await request.json()
+        gid = d.get("guild_id")
+        return json_response(s.seed_commands(d["commands"], int(gid) if gid else None))
+
     app.router.add_get(P + "/state", state)
+    app.router.add_post(P + "/commands", seed)
     app.router.add_get(P + "/messages", messages)
     app.router.add_get(P + "/requests", requests)
     app.router.add_post(P + "/interactions", interact)
@@ -182,6 +190,10 @@ class ControlClient:
     async def inject(self, method: str, path_regex: str, status: int, count: int | None = 1, **kw: Any) -> None:
         body = {"method": method, "path_regex": path_regex, "status": status, "count": count, **kw}
         await self._call("POST", "/faults", json=body)
+
+    async def seed_commands(self, commands: list[dict[str, Any]], guild_id: int | None = None) -> list[dict[str, Any]]:
+        """Store commands as if the bot had synced them before (global when guild_id is None)."""
+        return await self._call("POST", "/commands", json={"commands": commands, "guild_id": guild_id})
 
     async def clear_faults(self) -> None:
         await self._call("DELETE", "/faults")

@@ -16,6 +16,7 @@ async def standin() -> AsyncIterator[StandIn]:
     async with StandIn() as server:
         with server.redirect():
             yield server
+        assert server.internal_errors == [], server.internal_errors
 
 
 @pytest_asyncio.fixture
@@ -24,3 +25,4 @@ async def fast_standin() -> AsyncIterator[StandIn]:
     async with StandIn(interaction_deadline=0.5) as server:
         with server.redirect():
             yield server
+        assert server.internal_errors == [], server.internal_errors

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import secrets
+import traceback
 import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -171,6 +172,10 @@ class Gateway(Watchable):
                     await ws.close(code=4001, message=b"Unknown opcode.")
                     break
                 self._notify()
+        except Exception:
+            log.exception("stand-in gateway error")
+            self.standin.internal_errors.append(traceback.format_exc())
+            await ws.close(code=4000, message=b"stand-in internal error")
         finally:
             self.standin._ws.discard(ws)
             if session is not None and session.conn is conn:

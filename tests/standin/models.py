@@ -196,6 +196,7 @@ class StoredMessage:
     created_at: float = field(default_factory=time.time)
     edits: list[dict[str, Any]] = field(default_factory=list)
     deleted: bool = False
+    edited_at: float | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -227,6 +228,7 @@ class StoredMessage:
         return would_ping(self.body)
 
     def apply_edit(self, body: dict[str, Any]) -> None:
+        self.edited_at = time.time()
         self.edits.append(body)
         self.body = {**self.body, **{k: v for k, v in body.items() if k != "attachments"}}
 
@@ -238,7 +240,7 @@ class StoredMessage:
             "author": self.author,
             "content": self.content,
             "timestamp": iso(self.created_at),
-            "edited_timestamp": iso(time.time()) if self.edits else None,
+            "edited_timestamp": iso(self.edited_at) if self.edited_at else None,
             "tts": bool(self.body.get("tts")),
             "mention_everyone": who["everyone"],
             "mentions": [user_payload(u, f"user{u % 10000}") for u in who["users"]],

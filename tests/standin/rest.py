@@ -221,6 +221,12 @@ async def get_member(s: StandIn, r: Req) -> web.Response:
     return json_response(guild.member_payload(uid))
 
 
+async def trigger_typing(s: StandIn, r: Req) -> web.Response:
+    if s.guild_of_channel(r.int("channel_id")) is None:
+        return error(404, 10003, "Unknown Channel")
+    return web.Response(status=204)
+
+
 async def get_channel(s: StandIn, r: Req) -> web.Response:
     cid = r.int("channel_id")
     guild = s.guild_of_channel(cid)
@@ -241,6 +247,7 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("GET", r"/guilds/(?P<guild_id>\d+)/roles", get_guild_roles, True),
     ("GET", r"/guilds/(?P<guild_id>\d+)/members/(?P<user_id>\d+)", get_member, True),
     ("GET", r"/channels/(?P<channel_id>\d+)", get_channel, True),
+    ("POST", r"/channels/(?P<channel_id>\d+)/typing", trigger_typing, True),
     *routes_commands.ROUTES,
     *routes_messages.ROUTES,
     *routes_events.ROUTES,

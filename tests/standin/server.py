@@ -10,8 +10,10 @@ Usage (in-process)::
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
+import traceback
 from typing import Any
 
 from aiohttp import web
@@ -34,6 +36,8 @@ from .models import (
 )
 from .redirect import redirect_discord
 from .rest import Fault, RequestRecord
+
+log = logging.getLogger(__name__)
 
 # permissions the bot's managed role has by default
 BOT_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | MANAGE_EVENTS | (1 << 16) | (1 << 31)
@@ -86,6 +90,7 @@ class StandIn:
         self.gateway = Gateway(self)
         self._ws: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
+        self.internal_errors: list[str] = []  # tracebacks of stand-in bugs (should stay empty)
         if isinstance(channels, list):
             channels = {cid: f"channel-{i}" for i, cid in enumerate(channels)}
         self.add_guild(guild_id or snowflake(), channels=channels, member_ids=member_ids)
@@ -232,7 +237,12 @@ class StandIn:
         if response is not None:
             record.faulted = True
         else:
-            response = await rest.route(self, request, record, files)
+            try:
+                response = await rest.route(self, request, record, files)
+            except Exception as exc:  # a stand-in bug: answer fast (400, no retries) and keep it
+                log.exception("stand-in internal error on %s %s", request.method, path)
+                self.internal_errors.append(traceback.format_exc())
+                response = rest.error(400, 0, f"stand-in internal error: {exc!r}")
         record.status = response.status
         if isinstance(response, web.Response) and response.body is not None:
             try:

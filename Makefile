@@ -34,3 +34,9 @@ format: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+bench: $(VENV)/.installed
+	$(PY) -m bench.run --sizes 1000 10000 $(ARGS)
+
+bench-full: $(VENV)/.installed
+	$(PY) -m bench.run --sizes 1000 10000 100000 $(ARGS)

@@ -87,7 +87,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_console(args: argparse.Namespace, settings: Settings, *, note: str = "") -> int:
-    from bot.console import Console, run_console, stdin_is_terminal
+    from bot.console import Console, ReminderTicker, run_console, stdin_is_terminal
     from bot.search import SearchIndex
 
     schedule = load_schedule(_schedule_path(args, settings))
@@ -96,7 +96,13 @@ def cmd_console(args: argparse.Namespace, settings: Settings, *, note: str = "")
     console = Console(schedule, SearchIndex(schedule), clock, tz)
     interactive = stdin_is_terminal()
     banner = "\n".join(filter(None, [note, f"{schedule.name} · {len(schedule.talks)} items · times in {tz.key} · {clock!r}"]))
-    return run_console(console, sys.stdin, sys.stdout, interactive=interactive, banner=banner, history=settings.state_path.parent / "console_history")
+    ticker = ReminderTicker(schedule, clock, settings, tz, sys.stdout)
+    if interactive:  # piped mode answers and exits at once: no reminders mixed into the answers
+        ticker.start()
+    try:
+        return run_console(console, sys.stdin, sys.stdout, interactive=interactive, banner=banner, history=settings.state_path.parent / "console_history")
+    finally:
+        ticker.stop()
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:

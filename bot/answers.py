@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -38,23 +39,21 @@ class NowAnswer:
 
 
 def _phase(schedule: Schedule, now: dt.datetime) -> tuple[Phase, Session | None, Session | None]:
-    running = [s for s in schedule.sessions if s.start <= now < s.end]
-    ended = [s for s in schedule.sessions if s.end <= now]
-    upcoming = [s for s in schedule.sessions if s.start > now]
-    last = max(ended, key=lambda s: s.end) if ended else None
-    nxt = min(upcoming, key=lambda s: s.start) if upcoming else None
+    running, last, nxt = schedule.sessions_around(now)
     if running:
         return Phase.DURING, last, nxt
-    if not ended:
+    if last is None:
         return Phase.BEFORE, None, nxt
-    return (Phase.BETWEEN if upcoming else Phase.AFTER), last, nxt
+    return (Phase.BETWEEN if nxt else Phase.AFTER), last, nxt
 
 
 def next_talks(schedule: Schedule, now: dt.datetime, count: int = NEXT_COUNT) -> NextAnswer:
     """The next talks and Q&As to start after `now` (breaks are not talks), soonest first."""
     phase, last, nxt = _phase(schedule, now)
     found: list[Talk] = []
-    for talk in schedule.talks[schedule.first_starting_after(now) :]:
+    talks = schedule.talks
+    for i in range(schedule.first_starting_after(now), len(talks)):  # no slice: O(count), not O(n)
+        talk = talks[i]
         if talk.kind.value != "break":
             found.append(talk)
             if len(found) == count:
@@ -69,7 +68,8 @@ def on_now(schedule: Schedule, now: dt.datetime) -> NowAnswer:
     current = []
     # Items are sorted by start; scan back only over items that could still be running.
     longest = schedule.longest_item
-    for talk in reversed(schedule.talks[:upto]):
+    for i in range(upto - 1, -1, -1):
+        talk = schedule.talks[i]
         if talk.start + longest <= now:
             break
         if talk.start <= now < talk.end:
@@ -132,8 +132,10 @@ def suggest_talks(index: SearchIndex, query: str, now: dt.datetime, limit: int =
     if query.strip():
         talks = [m.talk for m in index.find_talks(query, limit=limit)]
     else:
-        upcoming = list(index.schedule.talks[index.schedule.first_starting_after(now) :])
-        talks = [t for t in upcoming if t.kind.value != "break"][:limit] or [t for t in index.schedule.talks if t.is_talk][:limit]
+        everything = index.schedule.talks
+        upcoming = (everything[i] for i in range(index.schedule.first_starting_after(now), len(everything)))
+        talks = list(itertools.islice((t for t in upcoming if t.kind.value != "break"), limit))
+        talks = talks or list(itertools.islice((t for t in everything if t.is_talk), limit))
     return [Suggestion(t.id, talk_choice_name(t, index.schedule)) for t in talks]
 
 

@@ -5,8 +5,10 @@ Interactive with line editing and history (readline), or fed commands on stdin: 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,9 @@ from zoneinfo import ZoneInfo
 
 from bot import answers, render_text
 from bot.clock import Clock
+from bot.config import Settings
 from bot.errors import AmbiguousQuery, UserError
+from bot.reminders import Target, due_reminders, plan_reminders, reminder_phrase
 from bot.schedule import Schedule
 from bot.search import SearchIndex
 
@@ -125,6 +129,38 @@ def run_console(console: Console, stdin: TextIO, stdout: TextIO, *, interactive:
             if not interactive:
                 print(file=stdout)
             stdout.flush()
+
+
+class ReminderTicker:
+    """Prints reminders as they fall due on the console's clock; deduped in memory, no ledger."""
+
+    def __init__(self, schedule: Schedule, clock: Clock, settings: Settings, tz: ZoneInfo, out: TextIO) -> None:
+        self.clock, self.tz, self.out = clock, tz, out
+        self.plan = plan_reminders(schedule, [Target(0, settings.reminder_leads)], settings.reminder_kinds)
+        self.grace = dt.timedelta(minutes=settings.reminder_grace_minutes)
+        self.done: set[str] = set()
+        self._stop = threading.Event()
+
+    def tick(self) -> list[str]:
+        """The reminder lines due now (stale ones are dropped silently, as the bot logs and skips them)."""
+        now = self.clock.now()
+        send, skip = due_reminders(self.plan, now, self.grace, self.done)
+        self.done.update(r.id for r in send)
+        self.done.update(r.id for r, _ in skip)
+        return [
+            f"⏰ {r.talk.kind.label} {reminder_phrase(r.talk.start, now)} ({r.talk.start.astimezone(self.tz):%H:%M %Z}): {r.talk.display_title}" for r in send
+        ]
+
+    def start(self, interval: float = 0.2) -> None:
+        threading.Thread(target=self._run, args=(interval,), name="reminders", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            for line in self.tick():
+                print(f"\n{line}", file=self.out, flush=True)
 
 
 def stdin_is_terminal() -> bool:

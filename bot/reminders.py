@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TextIO
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
 from bot.clock import Clock
 from bot.config import Settings
 from bot.schedule import Schedule, Talk
@@ -211,7 +215,7 @@ class ReminderService:
         self.grace_minutes = grace_minutes
         self.send_timeout = send_timeout
         self.plan: list[Reminder] = []
-        self._scheduler = None
+        self._scheduler: AsyncIOScheduler | None = None
         self._wake = asyncio.Event()
         self._worker: asyncio.Task | None = None
         self._retry: asyncio.TimerHandle | None = None
@@ -226,11 +230,18 @@ class ReminderService:
 
     def start(self) -> None:
         """Start the scheduler and the worker; needs a running event loop (call from setup_hook)."""
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
+        logging.getLogger("apscheduler").setLevel(max(logging.WARNING, log.getEffectiveLevel()))  # not a line per wake-up
         self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
         sweep = min(30.0, max(0.5, 60.0 / self.clock.speed))  # about one schedule minute, as a safety net
-        self._scheduler.add_job(self.wake, "interval", seconds=sweep, id="reminders:sweep", replace_existing=True, misfire_grace_time=None, coalesce=True)
+        self._scheduler.add_job(
+            self._job,
+            IntervalTrigger(seconds=sweep),
+            id="reminders:sweep",
+            name="reminders:sweep",
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+        )
         self._scheduler.start()
         self.reschedule()
         self._worker = asyncio.get_running_loop().create_task(self._work(), name="reminders")
@@ -253,8 +264,12 @@ class ReminderService:
         for job_id, run_date in wanted.items():
             # misfire_grace_time=None: the job only wakes the drain, which applies the grace window on the
             # schedule clock; APScheduler's own 1 s default would silently drop a late wake-up.
-            self._scheduler.add_job(self.wake, "date", run_date=run_date, id=job_id, replace_existing=True, misfire_grace_time=None)
+            self._scheduler.add_job(self._job, DateTrigger(run_date=run_date), id=job_id, name=job_id, replace_existing=True, misfire_grace_time=None)
         log.info("reminders: %d planned, %d job(s) scheduled on %r", len(self.plan), len(wanted), self.clock)
+        self.wake()
+
+    async def _job(self) -> None:
+        """A coroutine, so APScheduler's AsyncIOExecutor runs it on the loop, not in a thread."""
         self.wake()
 
     def wake(self) -> None:
@@ -305,7 +320,7 @@ class ReminderService:
     def _backoff(self) -> float:
         """Real seconds before the next try: doubling, but a tenth of the grace window at most."""
         cap = min(30.0, self.grace.total_seconds() / self.clock.speed / 10)
-        return max(0.02, min(0.25 * 2 ** (self._failures - 1), cap))
+        return max(0.02, min(0.1 * 2 ** (self._failures - 1), cap))
 
     async def _deliver(self, r: Reminder) -> bool:
         """Claim (or take up again) and send one reminder; True when it needs no retry."""

@@ -7,13 +7,16 @@ without reading a traceback.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 import re
 from bisect import bisect_right
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -99,6 +102,11 @@ class Schedule:
     _starts: tuple[dt.datetime, ...] = field(init=False, repr=False)
     _sessions_by_id: dict[str, Session] = field(init=False, repr=False)
     longest_item: dt.timedelta = field(init=False, repr=False)
+    _by_start: tuple[Session, ...] = field(init=False, repr=False)
+    _session_starts: tuple[dt.datetime, ...] = field(init=False, repr=False)
+    _running_until: tuple[dt.datetime, ...] = field(init=False, repr=False)
+    _by_end: tuple[Session, ...] = field(init=False, repr=False)
+    _session_ends: tuple[dt.datetime, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         talks = tuple(sorted((t for s in self.sessions for t in s.items), key=lambda t: (t.start, t.id)))
@@ -107,12 +115,33 @@ class Schedule:
         object.__setattr__(self, "_starts", tuple(t.start for t in talks))
         object.__setattr__(self, "_sessions_by_id", {s.id: s for s in self.sessions})
         object.__setattr__(self, "longest_item", max((t.end - t.start for t in talks), default=dt.timedelta(0)))
+        # Sessions by start (with the latest end so far) and by end, for sessions_around.
+        ends = [s.end for s in self.sessions]
+        by_start = sorted(range(len(self.sessions)), key=lambda i: (self.sessions[i].start, i))
+        by_end = sorted(range(len(self.sessions)), key=lambda i: (ends[i], -i))
+        object.__setattr__(self, "_by_start", tuple(self.sessions[i] for i in by_start))
+        object.__setattr__(self, "_session_starts", tuple(s.start for s in self._by_start))
+        object.__setattr__(self, "_running_until", tuple(itertools.accumulate((ends[i] for i in by_start), max)))
+        object.__setattr__(self, "_by_end", tuple(self.sessions[i] for i in by_end))
+        object.__setattr__(self, "_session_ends", tuple(ends[i] for i in by_end))
 
     def talk(self, talk_id: str) -> Talk | None:
         return self._by_id.get(talk_id)
 
     def session_of(self, talk: Talk) -> Session:
         return self._sessions_by_id[talk.session_id]
+
+    def sessions_around(self, now: dt.datetime) -> tuple[bool, Session | None, Session | None]:
+        """Whether any session runs at `now`, the one that ended last and the next to start, by bisection.
+
+        Ties go to the session listed first in the file.
+        """
+        started = bisect_right(self._session_starts, now)
+        running = started > 0 and self._running_until[started - 1] > now
+        ended = bisect_right(self._session_ends, now)
+        last = self._by_end[ended - 1] if ended else None
+        nxt = self._by_start[started] if started < len(self._by_start) else None
+        return running, last, nxt
 
     def first_starting_after(self, now: dt.datetime) -> int:
         """Index in `talks` of the first item that starts strictly after `now`."""
@@ -169,6 +198,22 @@ class _Seq(list):
 class _SafeLineLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """yaml's safe loader (C-accelerated when available) that remembers each key's line."""
 
+    _plain_tags: ClassVar[dict[str, str]] = {}
+
+    def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
+        """yaml's resolver, memoised for short plain scalars: keys and kinds repeat thousands of times."""
+        if kind is yaml.ScalarNode and not self.yaml_path_resolvers:
+            if not implicit[0]:
+                return _STR_TAG  # quoted: always text
+            if len(value) <= 32:
+                tag = self._plain_tags.get(value)
+                if tag is None:
+                    tag = super().resolve(kind, value, implicit)
+                    if len(self._plain_tags) < 100_000:
+                        self._plain_tags[value] = tag
+                return tag
+        return super().resolve(kind, value, implicit)
+
 
 def _construct_map(loader: Any, node: yaml.MappingNode) -> _Map:
     loader.flatten_mapping(node)
@@ -207,6 +252,80 @@ def _construct_timestamp_text(loader: Any, node: yaml.ScalarNode) -> str:
 _SafeLineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp_text)
 _SafeLineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _SafeLineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+
+_STR_TAG, _MAP_TAG, _SEQ_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_MERGE_TAG, _TEXT_TAGS = "tag:yaml.org,2002:merge", frozenset({_STR_TAG, "tag:yaml.org,2002:timestamp"})
+
+
+def _build(loader: Any, node: yaml.Node, memo: dict[int, Any]) -> Any:
+    """The same data as yaml's constructors give, built in one direct walk of the node tree.
+
+    yaml's generic construct_object (generators, per-node bookkeeping) is most of the load time
+    of a large schedule; strings, maps and lists are built here, rarer tags go through yaml.
+    """
+    tag = node.tag
+    if tag in _TEXT_TAGS and isinstance(node, yaml.ScalarNode):
+        return node.value  # times stay text, as _construct_timestamp_text keeps them
+    if tag == _MAP_TAG and isinstance(node, yaml.MappingNode):
+        return _build_map(loader, node, memo)
+    if tag == _SEQ_TAG and isinstance(node, yaml.SequenceNode):
+        done = memo.get(id(node))
+        if done is not None:
+            return done
+        result = memo[id(node)] = _Seq()
+        result.line = node.start_mark.line + 1
+        result.extend(_build(loader, child, memo) for child in node.value)
+        result.item_lines = [child.start_mark.line + 1 for child in node.value]
+        return result
+    return loader.construct_object(node, deep=True)
+
+
+def _build_map(loader: Any, node: yaml.MappingNode, memo: dict[int, Any]) -> _Map:
+    done = memo.get(id(node))
+    if done is not None:
+        return done
+    if any(key_node.tag == _MERGE_TAG for key_node, _ in node.value):
+        loader.flatten_mapping(node)
+    result = memo[id(node)] = _Map()
+    result.line = node.start_mark.line + 1
+    result.key_lines = key_lines = {}
+    for key_node, value_node in node.value:
+        key = _build(loader, key_node, memo)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise _DuplicateOrBadKey(line, str(key), "a key must be a plain word")
+        if key in result:
+            raise _DuplicateOrBadKey(line, str(key), f"'{key}' appears twice in this mapping")
+        result[key] = _build(loader, value_node, memo)
+        key_lines[key] = line
+    return result
+
+
+def _load_yaml(text: str) -> Any:
+    """yaml.load with _SafeLineLoader, through the direct builder above."""
+    loader = _SafeLineLoader(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _build(loader, node, {})
+    finally:
+        loader.dispose()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Building a schedule makes millions of objects that live as long as the process.
+
+    The cyclic collector would rescan them again and again while they are made (over half the
+    load time at 10,000 talks); pause it, then freeze what was built so later collections skip it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 def _syntax_problem(text: str, err: yaml.YAMLError) -> Problem:
@@ -312,7 +431,7 @@ class _Checker:
             moment = value
         elif isinstance(value, str):
             try:
-                moment = isoparse(value.strip())
+                moment = _parse_time(value.strip())
             except (ValueError, OverflowError):
                 self.add(line, where, f"cannot read {value!r} as a time; write e.g. 2020-12-10T06:00:00-08:00")
                 return None
@@ -327,6 +446,14 @@ class _Checker:
             if expected != moment.utcoffset():
                 self.add(line, where, f"offset {_fmt_offset(moment.utcoffset())} does not match {tz.key}, which is {_fmt_offset(expected)} at that time")
         return moment
+
+
+def _parse_time(text: str) -> dt.datetime:
+    """ISO 8601 time: the standard library's C parser when it can, dateutil for the rarer forms."""
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return isoparse(text)
 
 
 def _join(path: str, key: str) -> str:
@@ -470,8 +597,13 @@ def _cross_checks(check: _Checker, sessions: list[tuple[Session, _Where]], items
 
 def parse_schedule(text: str, source: str = "<schedule>") -> Schedule:
     """Validate YAML text into a Schedule, or raise ScheduleError naming every problem found."""
+    with gc_paused():
+        return _parse(text, source)
+
+
+def _parse(text: str, source: str) -> Schedule:
     try:
-        doc = yaml.load(text, Loader=_SafeLineLoader)  # noqa: S506 - a SafeLoader subclass
+        doc = _load_yaml(text)
     except _DuplicateOrBadKey as err:
         raise ScheduleError(source, [Problem(err.line, err.key, err.message)]) from None
     except yaml.YAMLError as err:

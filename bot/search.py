@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain, compress, repeat
+from operator import add, ge, itemgetter, mul, truediv
 
 from rapidfuzz import fuzz, process
 
-from bot.schedule import Schedule, Talk
+from bot.schedule import Schedule, Talk, gc_paused
 from bot.text import fold
 
 TITLE, AUTHOR, ABSTRACT = 0, 1, 2
@@ -26,6 +28,12 @@ CLEAR_MARGIN = 6.0
 MIN_SCORE = 12.0
 COVERAGE_FLOOR = 0.3
 PHRASE_BONUS = 8.0
+# Documents tied with the last place of a top-k are kept, up to this many in all.
+TIE_CAP = 200
+EXPANSION_CACHE_SIZE = 4096
+EXPANSION_POSTINGS = 5_000
+TOKEN_CACHE_SIZE = 256
+PARTIAL_CACHE_SIZE = 16
 STOPWORDS = frozenset(
     [
         "a",
@@ -79,16 +87,21 @@ class TokenIndex:
     """Documents made of weighted fields; query tokens match exactly, by prefix or fuzzily."""
 
     def __init__(self, docs: Sequence[Sequence[tuple[int, str]]]) -> None:
-        postings: dict[str, list[list[int]]] = defaultdict(lambda: [[], [], []])
+        by_field: tuple[defaultdict[str, list[int]], ...] = (defaultdict(list), defaultdict(list), defaultdict(list))
         for doc_id, fields in enumerate(docs):
-            seen: set[tuple[str, int]] = set()
+            seen: dict[int, set[str]] = {}
             for field_no, text in fields:
-                for term in text.split():
-                    if (term, field_no) not in seen:
-                        seen.add((term, field_no))
-                        postings[term][field_no].append(doc_id)
+                terms = set(text.split())
+                if field_no in seen:
+                    terms -= seen[field_no]
+                    seen[field_no] |= terms
+                else:
+                    seen[field_no] = terms
+                # postings[term].append(doc_id) for each term, looped in C: a million of them at 10,000 talks.
+                deque(map(list.append, map(by_field[field_no].__getitem__, terms), repeat(doc_id)), maxlen=0)
         self.size = max(1, len(docs))
-        self.postings: dict[str, tuple[tuple[int, ...], ...]] = {t: tuple(map(tuple, p)) for t, p in postings.items()}
+        terms = by_field[0].keys() | by_field[1].keys() | by_field[2].keys()
+        self.postings: dict[str, tuple[tuple[int, ...], ...]] = {t: tuple(tuple(f.get(t, ())) for f in by_field) for t in terms}
         self.df = {t: len(set().union(*p)) if sum(map(len, p)) else 0 for t, p in self.postings.items()}
         self.vocab = sorted(self.postings)
         by_length: dict[int, list[str]] = defaultdict(list)
@@ -96,12 +109,32 @@ class TokenIndex:
             by_length[len(term)].append(term)
         self.by_length = dict(by_length)
         self.common_cutoff = max(50, self.size // 4)
+        self._expansions: dict[tuple[str, bool], list[tuple[str, float]]] = {}
+        self._token_cache: dict[tuple[str, bool], tuple[dict[int, float], float, list[tuple[float, tuple[int, ...]]]]] = {}
+        self._partial_cache: dict[tuple[tuple[str, bool], ...], _Partial] = {}
+
+    def clear_caches(self) -> None:
+        self._expansions.clear()
+        self._token_cache.clear()
+        self._partial_cache.clear()
 
     def idf(self, term: str) -> float:
         return math.log(1 + self.size / (1 + self.df.get(term, 0)))
 
     def expand(self, token: str, *, is_last: bool) -> list[tuple[str, float]]:
-        """Vocabulary terms standing for a query token, each with how well it matches (0-1)."""
+        """Vocabulary terms standing for a query token, each with how well it matches (0-1).
+
+        Memoised: while a title is typed, every keystroke expands the same earlier words again.
+        """
+        key = (token, is_last)
+        found = self._expansions.get(key)
+        if found is None:
+            if len(self._expansions) >= EXPANSION_CACHE_SIZE:
+                self._expansions.clear()
+            found = self._expansions[key] = self._expand(token, is_last=is_last)
+        return found
+
+    def _expand(self, token: str, *, is_last: bool) -> list[tuple[str, float]]:
         found: dict[str, float] = {}
         if token in self.postings:
             found[token] = 1.0
@@ -110,7 +143,7 @@ class TokenIndex:
             hi = bisect_left(self.vocab, token + "\uffff", lo)
             prefixed = self.vocab[lo:hi]
             if len(prefixed) > 40:
-                prefixed = sorted(prefixed, key=lambda t: -self.df[t])[:40]
+                prefixed = sorted(prefixed, key=self.df.__getitem__, reverse=True)[:40]
             for term in prefixed:
                 found.setdefault(term, 0.9 if is_last else 0.8)
         if len(token) >= 4 and token not in self.postings:
@@ -124,33 +157,135 @@ class TokenIndex:
 
     def score(self, query: str, *, prefix_last: bool = True) -> dict[int, float]:
         """Scores 0-100 per document: the share of the query's weight that the document matches."""
-        tokens = [t for t in query.split() if t not in STOPWORDS] or query.split()
-        scores: dict[int, float] = defaultdict(float)
-        covered: dict[int, float] = defaultdict(float)
-        total = 0.0
-        for i, token in enumerate(tokens):
-            expansions = self.expand(token, is_last=prefix_last and i == len(tokens) - 1)
-            best_idf = self.idf(token) if token in self.postings else math.log(1 + self.size)
-            total += best_idf
-            token_best: dict[int, float] = {}
-            for term, quality in expansions:
-                idf = self.idf(term)
-                for field_no, docs in enumerate(self.postings[term]):
-                    if field_no == ABSTRACT and len(docs) > self.common_cutoff:
-                        continue
-                    gain = quality * FIELD_WEIGHT[field_no] * idf
-                    for doc in docs:
-                        if gain > token_best.get(doc, 0.0):
-                            token_best[doc] = gain
-            for doc, gain in token_best.items():
-                scores[doc] += gain
-                covered[doc] += best_idf
-        if not total:
+        tokens = self._tokens(query, prefix_last)
+        if not tokens:
             return {}
-        # Share of the best possible (every token in a title), scaled by how much of the
-        # query the document covers at all: two abstract words beat one title word.
-        best = FIELD_WEIGHT[TITLE] * total
-        return {doc: min(100.0, 100.0 * s / best * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * covered[doc] / total)) for doc, s in scores.items()}
+        part = self._partial(tokens)
+        if not part.weight:
+            return {}
+        return dict(zip(part.scores, self._shares(part.scores.values(), part.covered.values(), part.weight), strict=True))
+
+    def top(self, query: str, k: int, *, prefix_last: bool = True) -> list[tuple[int, float]]:
+        """The k best (doc, score) of `score`, best first, plus any tied with the k-th (TIE_CAP in all).
+
+        Typing a title asks the same first words again at every keystroke: their summed gains are
+        kept (`_partial`), so a keystroke adds one token to them. Documents that only the last token
+        matches are taken from its best levels, as many as can place.
+        """
+        tokens = self._tokens(query, prefix_last)
+        if not tokens:
+            return []
+        head = self._partial(tokens[:-1])
+        last, last_weight, last_levels = self._token(*tokens[-1])
+        total = head.weight + last_weight
+        if not total:
+            return []
+        # Every document of the earlier words, scored with the last word added, in C-level maps.
+        docs = list(head.scores)
+        sums = map(add, head.scores.values(), map(last.get, docs, repeat(0.0)))
+        covers = map(add, head.covered.values(), map(mul, map(last.__contains__, docs), repeat(last_weight)))
+        shares = self._shares(sums, covers, total)
+        tail = self._last_only(head.scores, last_levels, last_weight, total, k)
+        shares += (share for share, _ in tail)
+        docs += (doc for _, doc in tail)
+        found = zip(shares, docs, strict=True)
+        if len(shares) > k:
+            cut = sorted(shares, reverse=True)[k - 1]
+            found = compress(found, map(ge, shares, repeat(cut)))
+        found = sorted(found, key=lambda sd: (-sd[0], sd[1]))[: max(k, TIE_CAP)]
+        return [(doc, share) for share, doc in found]
+
+    def _last_only(self, head: dict[int, float], levels: list, weight: float, total: float, k: int) -> list[tuple[float, int]]:
+        """Documents that only the last token matches: its best-gain levels, until k are found."""
+        picked: dict[int, float] = {}
+        for gain, docs in reversed(levels):
+            if len(picked) >= k:
+                break
+            for doc in docs:
+                if doc not in head and doc not in picked:
+                    picked[doc] = gain
+                    if len(picked) >= max(k, TIE_CAP):
+                        break
+        return list(zip(self._shares(picked.values(), repeat(weight), total), picked, strict=False))
+
+    @staticmethod
+    def _shares(gains: Iterable[float], covers: Iterable[float], total: float) -> list[float]:
+        """Share of the best possible (every token in a title), scaled by how much of the query the
+        document covers at all (two abstract words beat one title word); evaluated with C-level maps."""
+        best, spread = FIELD_WEIGHT[TITLE] * total, 1 - COVERAGE_FLOOR
+        coverage = map(add, repeat(COVERAGE_FLOOR), map(truediv, map(mul, repeat(spread), covers), repeat(total)))
+        return list(map(min, repeat(100.0), map(mul, map(truediv, map(mul, repeat(100.0), gains), repeat(best)), coverage)))
+
+    def _tokens(self, query: str, prefix_last: bool) -> tuple[tuple[str, bool], ...]:
+        words = [t for t in query.split() if t not in STOPWORDS] or query.split()
+        # A lone letter (a middle initial, the first keystroke of a word) matches too much to rank by.
+        tokens = [t for t in words if len(t) > 1] or words
+        return tuple((t, prefix_last and i == len(tokens) - 1) for i, t in enumerate(tokens))
+
+    def _token(self, token: str, is_last: bool) -> tuple[dict[int, float], float, list[tuple[float, tuple[int, ...]]]]:
+        """A token's best gain per document, its weight in the query, and its levels; memoised."""
+        key = (token, is_last)
+        cached = self._token_cache.get(key)
+        if cached is None:
+            levels = self._levels(token, is_last=is_last)
+            # Later (higher) gains overwrite earlier ones: each document keeps its best.
+            flat_docs = chain.from_iterable(docs for _, docs in levels)
+            flat_gains = chain.from_iterable(repeat(gain, len(docs)) for gain, docs in levels)
+            weight = self.idf(token) if token in self.postings else math.log(1 + self.size)
+            cached = (dict(zip(flat_docs, flat_gains, strict=True)), weight, levels)
+            if len(self._token_cache) >= TOKEN_CACHE_SIZE:
+                self._token_cache.clear()
+            self._token_cache[key] = cached
+        return cached
+
+    def _partial(self, tokens: tuple[tuple[str, bool], ...]) -> _Partial:
+        """Gains and coverage summed over `tokens`, in query order; memoised, built one token at a time."""
+        part = self._partial_cache.get(tokens)
+        if part is not None:
+            return part
+        if not tokens:
+            part = _Partial({}, {}, 0.0)
+        else:
+            head = self._partial(tokens[:-1])
+            best, weight, _ = self._token(*tokens[-1])
+            scores, covered, docs = dict(head.scores), dict(head.covered), list(best)
+            scores.update(zip(docs, list(map(add, map(scores.get, docs, repeat(0.0)), best.values())), strict=True))
+            covered.update(zip(docs, list(map(add, map(covered.get, docs, repeat(0.0)), repeat(weight))), strict=True))
+            part = _Partial(scores, covered, head.weight + weight)
+        if len(self._partial_cache) >= PARTIAL_CACHE_SIZE:
+            self._partial_cache.clear()
+        self._partial_cache[tokens] = part
+        return part
+
+    def _levels(self, token: str, *, is_last: bool) -> list[tuple[float, tuple[int, ...]]]:
+        """(gain, postings) for each field of each expansion of a token, in rising gain order.
+
+        Exact matches always count; postings reached by prefix or fuzzy expansion stop counting
+        past EXPANSION_POSTINGS (weakest first), so two typed letters cannot touch every document.
+        """
+        levels = []
+        for term, quality in self.expand(token, is_last=is_last):
+            idf = self.idf(term)
+            for field_no, docs in enumerate(self.postings[term]):
+                if docs and not (field_no == ABSTRACT and len(docs) > self.common_cutoff):
+                    levels.append((quality * FIELD_WEIGHT[field_no] * idf, docs, term == token))
+        levels.sort(key=itemgetter(0), reverse=True)
+        kept, volume = [], 0
+        for gain, docs, exact in levels:
+            if exact or volume + len(docs) <= EXPANSION_POSTINGS:
+                kept.append((gain, docs))
+                volume += len(docs)
+        kept.reverse()
+        return kept
+
+
+@dataclass(slots=True)
+class _Partial:
+    """Summed gains and coverage of the first tokens of a query, kept between keystrokes."""
+
+    scores: dict[int, float]
+    covered: dict[int, float]
+    weight: float
 
 
 def _author_key(folded_name: str) -> str:
@@ -161,6 +296,10 @@ class SearchIndex:
     """Talk and author lookup over one schedule; build once, query many times."""
 
     def __init__(self, schedule: Schedule) -> None:
+        with gc_paused():  # a million long-lived objects at 10,000 talks: see gc_paused
+            self._build(schedule)
+
+    def _build(self, schedule: Schedule) -> None:
         self.schedule = schedule
         self.talks = schedule.talks
         self._titles = [fold(t.title) for t in self.talks]
@@ -184,8 +323,9 @@ class SearchIndex:
             for name in talk.authors:
                 key = _author_key(fold(name))
                 names.setdefault(key, name)
-                if talk not in talks_of[key]:
-                    talks_of[key].append(talk)
+                mine = talks_of[key]
+                if not mine or mine[-1] is not talk:  # talks come one at a time: a repeat is the last one
+                    mine.append(talk)
         return [Author(key, names[key], tuple(talks_of[key])) for key in names]
 
     # ------------------------------------------------------------------ talks
@@ -195,10 +335,9 @@ class SearchIndex:
         q = fold(query)
         if not q:
             return []
-        scores = self._talk_index.score(q, prefix_last=prefix_last)
-        if not scores:
+        top = self._talk_index.top(q, max(limit, 30), prefix_last=prefix_last)
+        if not top:
             return []
-        top = sorted(scores.items(), key=lambda kv: -kv[1])[: max(limit, 30)]
         ranked = []
         phrase = " " in q
         for doc, score in top:
@@ -221,6 +360,11 @@ class SearchIndex:
 
     # ------------------------------------------------------------------ authors
 
+    def clear_caches(self) -> None:
+        """Forget memoised expansions and partial sums, so the next query is timed cold (benchmarks)."""
+        for index in (self._talk_index, self._author_index):
+            index.clear_caches()
+
     def author(self, key: str) -> Author | None:
         return self._by_key.get(key)
 
@@ -231,8 +375,7 @@ class SearchIndex:
         q = fold(query)
         if not q:
             return []
-        scores = self._author_index.score(q)
-        top = sorted(scores.items(), key=lambda kv: -kv[1])[: max(limit, 30)]
+        top = self._author_index.top(q, max(limit, 30))
         ranked = []
         for doc, score in top:
             similarity = fuzz.WRatio(q, self._author_names[doc])

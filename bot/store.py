@@ -109,7 +109,7 @@ class Store:
         self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10.0, check_same_thread=False)
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # with WAL: survives a killed process, cheap commits
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:

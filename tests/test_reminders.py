@@ -123,3 +123,17 @@ def test_resolve_targets_with_overrides():
     assert resolve_targets(settings, [GuildOverrides(7, enabled=False)]) == []
     both = resolve_targets(Settings(reminder_channel_id=CHANNEL, guild_id=7), [GuildOverrides(8, channel_id=333)])
     assert {t.channel_id for t in both} == {CHANNEL, 333}
+
+
+def test_console_ticker_prints_each_due_reminder_once(schedule):
+    from bot.console import ReminderTicker
+    from tests.conftest import PST
+
+    clock = FixedClock(pst(5, 40))
+    ticker = ReminderTicker(schedule, clock, Settings(), PST, io.StringIO())
+    assert ticker.tick() == []
+    clock.advance(minutes=15)
+    assert ticker.tick() == ["⏰ Oral starts in 5 minutes (06:00 PST): A shooting formulation of deep learning"]
+    assert ticker.tick() == []
+    clock.advance(minutes=80)  # 07:15: the 06:xx and 07:00 ones are over or stale, silently; 07:05 is 10 min late
+    assert [line.split(": ", 1)[1] for line in ticker.tick()] == ["On Power Laws in Deep Ensembles", "Learning the Geometry of Wave-Based Imaging"]

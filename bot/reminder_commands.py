@@ -1,0 +1,227 @@
+"""The Discord side of reminders: the send seam (REST, nonce, exact pings) and `/reminders`.
+
+Reminders go out through `get_partial_messageable(...).send`, a plain REST call: it needs no
+gateway and no cache, so a reconnect at the due moment loses nothing. Every send carries the
+reminder's stable nonce; discord.py then sets `enforce_nonce`, and Discord drops a repeat.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.utils import format_dt
+
+from bot import render_discord as render
+from bot.clock import Clock
+from bot.config import Settings
+from bot.reminders import Delivery, ReminderService, ReminderStatus, SendError, Target, reminder_phrase, resolve_targets
+from bot.schedule import Schedule, Talk
+from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.discord_app import SessionBot
+
+log = logging.getLogger(__name__)
+
+TEASER_MAX = 200
+MISSING = "View Channel, Send Messages and Embed Links"
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def teaser(talk: Talk, limit: int = TEASER_MAX) -> str:
+    """The abstract's first sentence on one line, cut to `limit`."""
+    text = " ".join(talk.display_abstract.split())
+    first = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    return render.fit(render.clean(first), limit)
+
+
+def render_reminder(talk: Talk, schedule: Schedule, now: dt.datetime, role_id: int | None) -> render.Reply:
+    """The reminder message: exactly the configured role may be pinged, nothing else."""
+    phrase = reminder_phrase(talk.start, now)
+    embed = discord.Embed(title=render.fit(render.clean(talk.display_title), render.TITLE_MAX), colour=render.COLOUR)
+    embed.description = render.fit(f"**{talk.kind.label}**, {phrase}: {format_dt(talk.start, 'f')} ({format_dt(talk.start, 'R')})", 500)
+    if talk.authors:
+        embed.add_field(name="Authors", value=render.authors_text(talk) or "\u200b", inline=False)
+    if talk.abstract:
+        embed.add_field(name="About", value=teaser(talk), inline=False)
+    embed.set_footer(text=render.local_span(talk, schedule))
+    mention = f"<@&{role_id}> " if role_id else ""
+    content = render.fit(f"{mention}{talk.kind.label} {phrase}: {render.clean(talk.display_title)}", render.CONTENT_MAX)
+    pings = discord.AllowedMentions(everyone=False, users=False, roles=[discord.Object(role_id)]) if role_id else discord.AllowedMentions.none()
+    return render.Reply(embeds=(render.ensure_fits(embed),), content=content, allowed_mentions=pings)
+
+
+def render_status(status: ReminderStatus, target: Target | None, settings: Settings, enabled: bool) -> discord.Embed:
+    if target is None:
+        state = "off" if not enabled else "no channel set (REMINDER_CHANNEL_ID or `/reminders channel`)"
+    else:
+        state = f"on, in <#{target.channel_id}>, {', '.join(str(x) for x in target.leads)} min before each {', '.join(sorted(settings.reminder_kinds))}"
+    embed = discord.Embed(title="Reminders", description=f"{state}; late posts allowed for {settings.reminder_grace_minutes} min.", colour=render.COLOUR)
+    upcoming = [f"{format_dt(r.due_at, 'R')} · {r.lead} min before {render.headline(r.talk, 80)}" for r in status.upcoming]
+    embed.add_field(name="Next", value=render.fit("\n".join(upcoming) or "nothing left to remind", render.FIELD_VALUE_MAX), inline=False)
+    last = status.last_sent
+    embed.add_field(name="Last sent", value=f"{last.talk_id} ({last.lead} min) in <#{last.channel_id}>" if last else "none yet", inline=False)
+    failures = [f"{row.talk_id} ({row.lead} min) in <#{row.channel_id}>: {render.clean(row.error or '')} [{row.state.value}]" for row in status.failures]
+    embed.add_field(name="Failures", value=render.fit("\n".join(failures) or "none", render.FIELD_VALUE_MAX), inline=False)
+    return embed
+
+
+def parse_leads(text: str) -> tuple[int, ...] | None:
+    """'10,2' -> (10, 2); None when it is not a list of minutes from 0 to 1440."""
+    try:
+        leads = tuple(sorted({int(p) for p in text.replace(" ", ",").split(",") if p}, reverse=True))
+    except ValueError:
+        return None
+    return leads if leads and all(0 <= x <= 24 * 60 for x in leads) and len(leads) <= 5 else None
+
+
+# --------------------------------------------------------------------------- the extension
+
+
+class ReminderExtension:
+    """Adds `/reminders` and runs the ReminderService on the bot's loop (started in setup_hook)."""
+
+    def __init__(self, settings: Settings, schedule: Schedule, clock: Clock, store: Store | None = None) -> None:
+        self.settings, self.schedule, self.clock = settings, schedule, clock
+        self._own_store = store is None
+        self.store = store
+        self.bot: SessionBot | None = None
+        self.service: ReminderService | None = None
+
+    def __repr__(self) -> str:
+        return f"ReminderExtension(state={str(self.settings.state_path)!r})"
+
+    async def setup(self, bot: SessionBot) -> None:
+        self.bot = bot
+        if self.store is None:
+            self.store = Store(self.settings.state_path)
+        grace_real = self.settings.reminder_grace_minutes * 60 / self.clock.speed
+        self.service = ReminderService(
+            self.schedule,
+            self.clock,
+            self.store,
+            self.send,
+            self.targets,
+            kinds=self.settings.reminder_kinds,
+            grace_minutes=self.settings.reminder_grace_minutes,
+            send_timeout=min(15.0, max(1.5, grace_real / 6)),  # discord.py sleeps between 5xx retries: cut it short, resend with the nonce
+        )
+        bot.tree.add_command(ReminderGroup(self))
+        self.service.start()
+        if not self.targets():
+            log.warning("reminders: no REMINDER_CHANNEL_ID and no /reminders channel set; nothing will be posted")
+
+    async def close(self) -> None:
+        if self.service is not None:
+            await self.service.close()
+        if self.store is not None and self._own_store:
+            self.store.close()
+
+    def default_guild(self) -> int | None:
+        if self.settings.guild_id is not None or self.bot is None or self.settings.reminder_channel_id is None:
+            return self.settings.guild_id
+        channel = self.bot.get_channel(self.settings.reminder_channel_id)
+        return getattr(getattr(channel, "guild", None), "id", None)
+
+    def targets(self) -> list[Target]:
+        assert self.store is not None
+        return resolve_targets(self.settings, self.store.all_overrides(), self.default_guild())
+
+    def target_of(self, guild_id: int) -> Target | None:
+        targets = self.targets()
+        return next((t for t in targets if t.guild_id == guild_id), None) or (targets[0] if len(targets) == 1 and targets[0].guild_id is None else None)
+
+    async def send(self, delivery: Delivery) -> int:
+        """Post one reminder by REST with its nonce; Discord's answers become SendErrors that name the channel."""
+        assert self.bot is not None
+        r = delivery.reminder
+        reply = render_reminder(r.talk, self.schedule, delivery.now, self.settings.reminder_role_id)
+        channel = self.bot.get_partial_messageable(r.channel_id)
+        try:
+            message = await channel.send(content=reply.content, embeds=list(reply.embeds), nonce=delivery.nonce, allowed_mentions=reply.allowed_mentions)
+        except discord.Forbidden as err:
+            raise SendError(f"403 missing permission in channel {r.channel_id}: the bot needs {MISSING} there (code {err.code})", permanent=True) from err
+        except discord.NotFound as err:
+            raise SendError(f"404 unknown channel {r.channel_id} (code {err.code}): set REMINDER_CHANNEL_ID or /reminders channel", permanent=True) from err
+        except discord.HTTPException as err:
+            raise SendError(f"{err.status} from Discord posting to channel {r.channel_id}: {err.text[:200]}") from err
+        return message.id
+
+
+def _manager(interaction: discord.Interaction) -> bool:
+    """The server-side twin of default_member_permissions: Discord hides the command, we still check."""
+    return interaction.guild_id is not None and interaction.permissions.manage_guild
+
+
+async def _deny(interaction: discord.Interaction) -> None:
+    await interaction.response.send_message("You need the Manage Server permission to change reminders.", ephemeral=True)
+
+
+class ReminderGroup(app_commands.Group):
+    def __init__(self, ext: ReminderExtension) -> None:
+        super().__init__(
+            name="reminders",
+            description="Talk reminders in this server: status and settings",
+            default_permissions=discord.Permissions(manage_guild=True),
+            guild_only=True,
+        )
+        self.ext = ext
+
+    async def _allowed(self, interaction: discord.Interaction) -> bool:
+        """Checked in each handler (not interaction_check, whose CheckFailure would reach the tree's apology)."""
+        if _manager(interaction):
+            return True
+        log.info("reminders: user %s without Manage Server tried /reminders in guild %s", interaction.user.id, interaction.guild_id)
+        await _deny(interaction)
+        return False
+
+    def _reply(self, guild_id: int) -> discord.Embed:
+        assert self.ext.service is not None and self.ext.store is not None
+        enabled = self.ext.store.overrides(guild_id).enabled is not False
+        return render_status(self.ext.service.status(self.ext.clock.now()), self.ext.target_of(guild_id), self.ext.settings, enabled)
+
+    async def _changed(self, interaction: discord.Interaction, **change: object) -> None:
+        if not await self._allowed(interaction):
+            return
+        assert self.ext.service is not None and self.ext.store is not None and interaction.guild_id is not None
+        self.ext.store.set_override(interaction.guild_id, **change)  # type: ignore[arg-type]
+        self.ext.service.reschedule()
+        log.info("reminders: guild %s changed %s", interaction.guild_id, change)
+        await interaction.response.send_message(embed=self._reply(interaction.guild_id), ephemeral=True)
+
+    @app_commands.command(name="status", description="The next reminders, the last one sent, and any failures")
+    async def status(self, interaction: discord.Interaction) -> None:
+        if not await self._allowed(interaction):
+            return
+        assert interaction.guild_id is not None
+        await interaction.response.send_message(embed=self._reply(interaction.guild_id), ephemeral=True)
+
+    @app_commands.command(name="channel", description="Post reminders in this channel")
+    @app_commands.describe(channel="The text channel for reminders")
+    async def channel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        await self._changed(interaction, channel_id=channel.id)
+
+    @app_commands.command(name="lead", description="Minutes before each talk, e.g. 5 or 10,2")
+    @app_commands.describe(minutes="One or more lead times in minutes, comma-separated")
+    async def lead(self, interaction: discord.Interaction, minutes: str) -> None:
+        leads = parse_leads(minutes)
+        if leads is None and await self._allowed(interaction):
+            await interaction.response.send_message(f"“{render.clean(minutes)[:50]}” is not a list of minutes (0–1440), e.g. 5 or 10,2.", ephemeral=True)
+        if leads is None:
+            return
+        await self._changed(interaction, leads=leads)
+
+    @app_commands.command(name="off", description="Stop posting reminders in this server")
+    async def off(self, interaction: discord.Interaction) -> None:
+        await self._changed(interaction, enabled=False)
+
+    @app_commands.command(name="on", description="Post reminders in this server again")
+    async def on(self, interaction: discord.Interaction) -> None:
+        await self._changed(interaction, enabled=True)

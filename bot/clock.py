@@ -6,8 +6,10 @@ Only front-ends read a Clock; the domain takes `now` as a parameter.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 UTC = dt.UTC
@@ -86,3 +88,36 @@ def make_clock(replay_from: dt.datetime | None, speed: float = 1.0) -> Clock:
             return ReplayClock(dt.datetime.now(UTC), speed)
         return SystemClock()
     return ReplayClock(replay_from, speed)
+
+
+@dataclass(frozen=True, slots=True)
+class RehearsalStart:
+    """Where a replayed run begins: `resumed` when it continues a rehearsal a restart interrupted."""
+
+    instant: dt.datetime
+    resumed: bool
+    started_over: bool  # a new rehearsal from before what an earlier one already covered
+
+
+def rehearsal_start(
+    replay_from: dt.datetime, speed: float, wall_now: float, saved: str | None, session_end: dt.datetime, covered_from: dt.datetime | None
+) -> tuple[RehearsalStart, str]:
+    """Continue an interrupted rehearsal on its own timeline, or begin a new one.
+
+    A restart with the same BOT_REPLAY_FROM and speed resumes where the replayed clock would be
+    now had the bot never stopped, so reminders stay on time across kills. `saved` is the anchor
+    kept from an earlier start (JSON); the second value is the anchor to keep. `covered_from` is
+    the earliest reminder an earlier run already handled: starting before it means starting over.
+    """
+    key = f"{replay_from.astimezone(UTC).isoformat()}|{speed:g}"
+    if saved:
+        try:
+            anchor = json.loads(saved)
+            if anchor["key"] == key:
+                instant = replay_from + dt.timedelta(seconds=(wall_now - float(anchor["wall"])) * speed)
+                if instant < session_end:
+                    return RehearsalStart(instant, resumed=True, started_over=False), saved
+        except (ValueError, KeyError, TypeError):
+            pass
+    started_over = covered_from is not None and replay_from <= covered_from
+    return RehearsalStart(replay_from, resumed=False, started_over=started_over), json.dumps({"key": key, "wall": wall_now})

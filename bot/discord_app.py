@@ -20,7 +20,7 @@ from discord import app_commands
 
 from bot import render_discord as render
 from bot.answers import next_talks
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, ReplayClock, SystemClock
 from bot.commands import add_commands, send
 from bot.config import Settings
 from bot.errors import UserError
@@ -171,7 +171,23 @@ class SessionBot(discord.Client):
 def _build(settings: Settings, schedule_path: Path, clock: Clock, scope: SyncScope) -> SessionBot:
     schedule = load_schedule(schedule_path)
     index = SearchIndex(schedule)
+    if scope is not SyncScope.GLOBAL:
+        clock = resumable_clock(clock, settings, schedule)
     return SessionBot(settings, schedule, index, clock, default_extensions(settings, schedule, index, clock), sync_scope=scope)
+
+
+def resumable_clock(clock: Clock, settings: Settings, schedule: Schedule) -> Clock:
+    """A rehearsal's clock continues across restarts (its anchor lives in the state file)."""
+    from bot.reminders import continue_rehearsal
+    from bot.store import Store
+
+    if not isinstance(clock, ReplayClock):
+        return clock
+    store = Store(settings.state_path)
+    try:
+        return continue_rehearsal(clock, store, schedule)
+    finally:
+        store.close()
 
 
 async def _serve(bot: SessionBot, token: str) -> None:

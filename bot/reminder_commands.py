@@ -114,6 +114,8 @@ class ReminderExtension:
             send_timeout=min(15.0, max(1.5, grace_real / 6)),  # discord.py sleeps between 5xx retries: cut it short, resend with the nonce
         )
         bot.tree.add_command(ReminderGroup(self))
+        if not getattr(bot, "serving", True):
+            return  # `python -m bot sync` only publishes commands: it must never post reminders
         self.service.start()
         if not self.targets():
             log.warning("reminders: no REMINDER_CHANNEL_ID and no /reminders channel set; nothing will be posted")

@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,7 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.clock import Clock
+from bot.clock import Clock, ReplayClock, rehearsal_start
 from bot.config import Settings
 from bot.schedule import Schedule, Talk
 from bot.store import DONE, GuildOverrides, LedgerRow, State, Store
@@ -157,6 +158,30 @@ def print_plan(schedule: Schedule, settings: Settings, now: dt.datetime, out: Te
             file=out,
         )
     return 0
+
+
+REHEARSAL_KEY = "rehearsal"
+
+
+def continue_rehearsal(clock: Clock, store: Store, schedule: Schedule, wall_now: float | None = None) -> Clock:
+    """A replayed clock that survives restarts: resume an interrupted rehearsal on its timeline.
+
+    A new rehearsal that starts before what the ledger already covers starts over: the ledger
+    is cleared so that every talk is announced again. A live (system) clock is returned as is.
+    """
+    if not isinstance(clock, ReplayClock):
+        return clock
+    session_end = max(s.end for s in schedule.sessions)
+    covered = min((row.due_at for row in store.rows()), default=None)
+    wall = time.time() if wall_now is None else wall_now
+    start, anchor = rehearsal_start(clock.start, clock.speed, wall, store.get_meta(REHEARSAL_KEY), session_end, covered)
+    store.set_meta(REHEARSAL_KEY, anchor)
+    if start.resumed:
+        log.info("rehearsal: resuming the interrupted run; the clock shows %s", start.instant.isoformat())
+        return ReplayClock(start.instant, clock.speed)
+    if start.started_over:
+        log.info("rehearsal: starting over from %s; forgot %d reminder(s) of the earlier run", start.instant.isoformat(), store.clear_ledger())
+    return clock
 
 
 def due_reminders(plan: Sequence[Reminder], now: dt.datetime, grace: dt.timedelta, done: set[str]) -> tuple[list[Reminder], list[tuple[Reminder, Verdict]]]:

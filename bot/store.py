@@ -31,6 +31,10 @@ CREATE TABLE IF NOT EXISTS ledger (
     error       TEXT,
     updated_at  TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS guild_settings (
     guild_id    INTEGER PRIMARY KEY,
     channel_id  INTEGER,
@@ -181,6 +185,21 @@ class Store:
         with self._lock:
             found = self._db.execute(query + " ORDER BY due_at, id", args).fetchall()
         return [_row(r) for r in found]
+
+    def clear_ledger(self) -> int:
+        """Forget every reminder (a rehearsal that starts over); returns how many rows went."""
+        with self._lock:
+            return self._db.execute("DELETE FROM ledger").rowcount
+
+    # --- small named values (the rehearsal's anchor) ------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            found = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return found[0] if found else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
     # --- per-guild settings ----------------------------------------------------------
     def overrides(self, guild_id: int) -> GuildOverrides:

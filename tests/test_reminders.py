@@ -137,3 +137,50 @@ def test_console_ticker_prints_each_due_reminder_once(schedule):
     assert ticker.tick() == []
     clock.advance(minutes=80)  # 07:15: the 06:xx and 07:00 ones are over or stale, silently; 07:05 is 10 min late
     assert [line.split(": ", 1)[1] for line in ticker.tick()] == ["On Power Laws in Deep Ensembles", "Learning the Geometry of Wave-Based Imaging"]
+
+
+# ------------------------------------------------------------------ rehearsals across restarts
+
+
+def test_a_restarted_rehearsal_resumes_on_its_own_timeline(schedule, tmp_path):
+    from bot.clock import ReplayClock
+    from bot.reminders import continue_rehearsal
+    from bot.store import Store
+
+    store = Store(tmp_path / "state.sqlite3")
+    begin = pst(5, 50)
+    first = continue_rehearsal(ReplayClock(begin, 60), store, schedule, wall_now=1000.0)
+    assert abs((first.now() - begin).total_seconds()) < 5
+    # killed, started again 90 real seconds later with the same BOT_REPLAY_FROM: 90 schedule minutes on
+    again = continue_rehearsal(ReplayClock(begin, 60), store, schedule, wall_now=1090.0)
+    assert abs((again.now() - pst(7, 20)).total_seconds()) < 5
+    store.close()
+
+
+def test_a_new_rehearsal_from_the_start_announces_everything_again(schedule, tmp_path):
+    from bot.clock import ReplayClock
+    from bot.reminders import continue_rehearsal
+    from bot.store import Store
+
+    store = Store(tmp_path / "state.sqlite3")
+    continue_rehearsal(ReplayClock(pst(5, 50), 60), store, schedule, wall_now=0.0)
+    store.claim("shooting-formulation:5:1", talk_id="shooting-formulation", lead=5, channel_id=1, nonce="n", due_at=pst(5, 55))
+    # a restart passing the instant it stopped at keeps the ledger: nothing is announced twice
+    continue_rehearsal(ReplayClock(pst(6, 5), 60), store, schedule, wall_now=600.0)
+    assert store.get("shooting-formulation:5:1") is not None
+    # the first run is long over (hours later); the same command rehearses from the top again
+    again = continue_rehearsal(ReplayClock(pst(5, 50), 60), store, schedule, wall_now=100_000.0)
+    assert abs((again.now() - pst(5, 50)).total_seconds()) < 5
+    assert store.rows() == []
+    store.close()
+
+
+def test_a_live_clock_is_never_touched(schedule, tmp_path):
+    from bot.clock import SystemClock
+    from bot.reminders import continue_rehearsal
+    from bot.store import Store
+
+    store = Store(tmp_path / "state.sqlite3")
+    clock = SystemClock()
+    assert continue_rehearsal(clock, store, schedule) is clock
+    store.close()

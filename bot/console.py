@@ -24,6 +24,7 @@ from bot.schedule import Schedule
 from bot.search import SearchIndex
 
 log = logging.getLogger(__name__)
+PROMPT = "track> "
 
 HELP = """Commands (the same as on Discord):
   /next              the next talks, with how long until each starts
@@ -115,7 +116,7 @@ def run_console(console: Console, stdin: TextIO, stdout: TextIO, *, interactive:
         print("Type /help for the commands, /quit to leave.", file=stdout)
     while True:
         try:
-            line = input("track> ") if interactive else stdin.readline()
+            line = input(PROMPT) if interactive else stdin.readline()
         except (EOFError, KeyboardInterrupt):
             print(file=stdout)
             return 0
@@ -159,8 +160,19 @@ class ReminderTicker:
 
     def _run(self, interval: float) -> None:
         while not self._stop.wait(interval):
-            for line in self.tick():
-                print(f"\n{line}", file=self.out, flush=True)
+            lines = self.tick()
+            if lines:
+                # Clear the prompt line, print, then redraw the prompt with what was being typed.
+                print("\r\x1b[K" + "\n".join(lines), file=self.out)
+                print(PROMPT + _typed_so_far(), end="", file=self.out, flush=True)
+
+
+def _typed_so_far() -> str:
+    try:
+        import readline
+    except ImportError:  # pragma: no cover
+        return ""
+    return readline.get_line_buffer()
 
 
 def stdin_is_terminal() -> bool:

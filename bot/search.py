@@ -195,6 +195,18 @@ class TokenIndex:
         found = sorted(found, key=lambda sd: (-sd[0], sd[1]))[: max(k, TIE_CAP)]
         return [(doc, share) for share, doc in found]
 
+    def scores_of(self, query: str, docs: Sequence[int], *, prefix_last: bool = True) -> list[tuple[int, float]]:
+        """(doc, score) as `score` gives them, for the given documents only (those that match at all)."""
+        tokens = self._tokens(query, prefix_last)
+        if not tokens or not docs:
+            return []
+        head = self._partial(tokens[:-1])
+        last, last_weight, _ = self._token(*tokens[-1])
+        docs = [d for d in docs if d in head.scores or d in last]
+        sums = map(add, map(head.scores.get, docs, repeat(0.0)), map(last.get, docs, repeat(0.0)))
+        covers = map(add, map(head.covered.get, docs, repeat(0.0)), map(mul, map(last.__contains__, docs), repeat(last_weight)))
+        return list(zip(docs, self._shares(sums, covers, head.weight + last_weight), strict=True))
+
     def _last_only(self, head: dict[int, float], levels: list, weight: float, total: float, k: int) -> list[tuple[float, int]]:
         """Documents that only the last token matches: its best-gain levels, until k are found."""
         picked: dict[int, float] = {}
@@ -239,19 +251,24 @@ class TokenIndex:
         return cached
 
     def _partial(self, tokens: tuple[tuple[str, bool], ...]) -> _Partial:
-        """Gains and coverage summed over `tokens`, in query order; memoised, built one token at a time."""
+        """Gains and coverage summed over `tokens` in query order; memoised, grown from the longest known prefix."""
         part = self._partial_cache.get(tokens)
         if part is not None:
             return part
-        if not tokens:
-            part = _Partial({}, {}, 0.0)
-        else:
-            head = self._partial(tokens[:-1])
-            best, weight, _ = self._token(*tokens[-1])
-            scores, covered, docs = dict(head.scores), dict(head.covered), list(best)
+        known = len(tokens) - 1
+        while known > 0 and tokens[:known] not in self._partial_cache:
+            known -= 1
+        base = self._partial_cache.get(tokens[:known]) if known else None
+        scores = dict(base.scores) if base else {}
+        covered = dict(base.covered) if base else {}
+        weight = base.weight if base else 0.0
+        for token in tokens[known:]:
+            best, token_weight, _ = self._token(*token)
+            docs = list(best)
             scores.update(zip(docs, list(map(add, map(scores.get, docs, repeat(0.0)), best.values())), strict=True))
-            covered.update(zip(docs, list(map(add, map(covered.get, docs, repeat(0.0)), repeat(weight))), strict=True))
-            part = _Partial(scores, covered, head.weight + weight)
+            covered.update(zip(docs, list(map(add, map(covered.get, docs, repeat(0.0)), repeat(token_weight))), strict=True))
+            weight += token_weight
+        part = _Partial(scores, covered, weight)
         if len(self._partial_cache) >= PARTIAL_CACHE_SIZE:
             self._partial_cache.clear()
         self._partial_cache[tokens] = part
@@ -304,6 +321,8 @@ class SearchIndex:
         self.talks = schedule.talks
         self._titles = [fold(t.title) for t in self.talks]
         self._abstracts = [fold(t.abstract) for t in self.talks]
+        self._title_order = sorted(range(len(self._titles)), key=self._titles.__getitem__)
+        self._sorted_titles = [self._titles[i] for i in self._title_order]
         self._talk_index = TokenIndex(
             [
                 [(TITLE, title), (AUTHOR, " ".join(fold(a) for a in t.authors)), (ABSTRACT, abstract)]
@@ -340,6 +359,9 @@ class SearchIndex:
             return []
         ranked = []
         phrase = " " in q
+        if phrase:  # a title typed from its start is a candidate even when many talks share its words
+            shown = {doc for doc, _ in top}
+            top += self._talk_index.scores_of(q, [d for d in self._titles_starting(q) if d not in shown], prefix_last=prefix_last)
         for doc, score in top:
             # A little title similarity breaks ties between equally good token matches;
             # the words typed as a phrase, in that order, count for more.
@@ -351,6 +373,12 @@ class SearchIndex:
             ranked.append((score + bonus, doc))
         ranked.sort(key=lambda sd: (-sd[0], self.talks[sd[1]].start))
         return [Match(self.talks[doc], round(min(score, 100.0), 1)) for score, doc in ranked[:limit] if score >= MIN_SCORE]
+
+    def _titles_starting(self, prefix: str, most: int = 5) -> list[int]:
+        """Talks whose folded title starts with `prefix`, by bisection over the sorted titles."""
+        lo = bisect_left(self._sorted_titles, prefix)
+        hi = bisect_left(self._sorted_titles, prefix + "\uffff", lo, min(lo + most, len(self._sorted_titles)))
+        return self._title_order[lo:hi]
 
     def close_titles(self, query: str, limit: int = 3) -> list[Talk]:
         """Titles that look like the query, for "did you mean" when the index finds nothing."""

@@ -87,13 +87,13 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_console(args: argparse.Namespace, settings: Settings, *, note: str = "") -> int:
+    from bot.cache import cache_dir, load_ready
     from bot.console import Console, ReminderTicker, run_console, stdin_is_terminal
-    from bot.search import SearchIndex
 
-    schedule = load_schedule(_schedule_path(args, settings))
+    schedule, index = load_ready(_schedule_path(args, settings), cache_dir(settings))
     clock = _clock(args, settings)
     tz = _zone(args, schedule)
-    console = Console(schedule, SearchIndex(schedule), clock, tz)
+    console = Console(schedule, index, clock, tz)
     interactive = stdin_is_terminal()
     banner = "\n".join(filter(None, [note, f"{schedule.name} · {len(schedule.talks)} items · times in {tz.key} · {clock!r}"]))
     ticker = ReminderTicker(schedule, clock, settings, tz, sys.stdout)

@@ -20,12 +20,13 @@ from discord import app_commands
 
 from bot import render_discord as render
 from bot.answers import next_talks
+from bot.cache import cache_dir, load_ready
 from bot.clock import Clock, ReplayClock, SystemClock
 from bot.commands import add_commands, send
 from bot.config import Settings
 from bot.errors import UserError
 from bot.render_text import render_summary, talk_line
-from bot.schedule import Schedule, load_schedule
+from bot.schedule import Schedule
 from bot.search import SearchIndex
 
 log = logging.getLogger(__name__)
@@ -169,8 +170,7 @@ class SessionBot(discord.Client):
 
 
 def _build(settings: Settings, schedule_path: Path, clock: Clock, scope: SyncScope) -> SessionBot:
-    schedule = load_schedule(schedule_path)
-    index = SearchIndex(schedule)
+    schedule, index = load_ready(schedule_path, cache_dir(settings))
     if scope is not SyncScope.GLOBAL:
         clock = resumable_clock(clock, settings, schedule)
     return SessionBot(settings, schedule, index, clock, default_extensions(settings, schedule, index, clock), sync_scope=scope)

@@ -17,6 +17,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,29 +32,34 @@ BASELINE_QUERIES = 60  # at 10,000 talks and below; fewer above, where one basel
 SPEEDUP_TARGET = 5.0
 
 
-def cold_start(path: str) -> dict[str, float]:
-    """Runs inside the child: import, load + validate, build the index; report times and peak RSS."""
+def cold_start(path: str, cache: str) -> dict[str, float]:
+    """Runs inside the child: import, then what `python -m bot` does to be ready; times and peak RSS.
+
+    With an empty cache folder this is a first load (parse, validate, index, keep a prepared
+    copy); with the copy in place it is a restart of the same file.
+    """
     t0 = time.perf_counter()
-    from bot.schedule import load_schedule
-    from bot.search import SearchIndex
+    from bot.cache import load_ready
 
     t1 = time.perf_counter()
-    schedule = load_schedule(path)
+    load_ready(path, Path(cache))
     t2 = time.perf_counter()
-    SearchIndex(schedule)
-    t3 = time.perf_counter()
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"import_s": t1 - t0, "load_s": t2 - t1, "index_s": t3 - t2, "ready_s": t3 - t1, "rss_mb": rss_kb / 1024}
+    return {"import_s": t1 - t0, "ready_s": t2 - t1, "total_s": t2 - t0, "rss_mb": rss_kb / 1024}
 
 
-def measure_cold(path: Path, repeats: int) -> dict[str, float]:
-    """The median run of `repeats` fresh interpreters (by ready time)."""
-    runs = []
-    for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-m", "bench.run", "--cold-child", str(path)], cwd=ROOT, check=True, capture_output=True, text=True)
-        runs.append(json.loads(out.stdout))
-    runs.sort(key=lambda r: r["ready_s"])
-    return runs[len(runs) // 2]
+def _child(path: Path, cache: Path) -> dict[str, float]:
+    command = [sys.executable, "-m", "bench.run", "--cold-child", str(path), "--cache", str(cache)]
+    out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def measure_cold(path: Path, repeats: int) -> dict[str, Any]:
+    """A first load in a fresh interpreter, then the median of `repeats` restarts (by ready time)."""
+    with tempfile.TemporaryDirectory() as cache:
+        first = _child(path, Path(cache))
+        runs = sorted((_child(path, Path(cache)) for _ in range(repeats)), key=lambda r: r["ready_s"])
+    return {"first": first, **runs[len(runs) // 2]}
 
 
 def _percentiles(samples_ns: Sequence[int]) -> dict[str, float]:
@@ -200,17 +206,22 @@ def render(results: list[dict[str, Any]]) -> str:
     lines = [
         f"Machine: {cpu_model()}, {_cores()} cores, Python {platform.python_version()}",
         "",
-        "| talks | cold start (load+validate+index) | peak RSS | autocomplete p50 / p99 | talk lookup p50 / p99 "
+        "| talks | ready: restart (first load) | peak RSS: restart (first load) | autocomplete p50 / p99 | talk lookup p50 / p99 "
         "| author lookup p50 / p99 | /next p50 / p99 | baseline autocomplete p50 / p99 | p99 speed-up |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         c = r["cold"]
         lines.append(
-            f"| {r['talks']:,} | {c['ready_s']:.2f} s ({c['load_s']:.2f} + {c['index_s']:.2f}) | {c['rss_mb']:.0f} MB | {_pair(r['autocomplete'])} ms "
+            f"| {r['talks']:,} | {c['ready_s']:.2f} s ({c['first']['ready_s']:.2f} s) | {c['rss_mb']:.0f} MB ({c['first']['rss_mb']:.0f} MB) "
+            f"| {_pair(r['autocomplete'])} ms "
             f"| {_pair(r['talk_lookup'])} ms | {_pair(r['author_lookup'])} ms | {_pair(r['next'])} ms | {_pair(r['baseline'])} ms | {r['speedup_p99']:.0f}× |"
         )
     lines.append("")
+    lines.append(
+        "Ready = load, validate and index the schedule, as `python -m bot` does (imports excluded). A first load parses the YAML "
+        "and keeps a prepared copy under the state folder; a restart of the same file reads that copy."
+    )
     lines.append("Speed-up: baseline p99 / project p99 over the same queries, interleaved (project p50 / p99 on them: " + _subset_note(results) + ").")
     for r in results:
         q = r["quality"]
@@ -243,8 +254,10 @@ def _targets(results: list[dict[str, Any]]) -> str:
             continue
         cold, rss, ac, lookup, nxt = target
         checks = [
-            ("cold start", r["cold"]["ready_s"], cold, "s"),
-            ("peak RSS", r["cold"]["rss_mb"], rss, "MB"),
+            ("ready (restart)", r["cold"]["ready_s"], cold, "s"),
+            ("ready (first load)", r["cold"]["first"]["ready_s"], cold, "s"),
+            ("peak RSS (restart)", r["cold"]["rss_mb"], rss, "MB"),
+            ("peak RSS (first load)", r["cold"]["first"]["rss_mb"], rss, "MB"),
             ("autocomplete p99", r["autocomplete"]["p99_ms"], ac, "ms"),
             ("talk lookup p99", r["talk_lookup"]["p99_ms"], lookup, "ms"),
             ("author lookup p99", r["author_lookup"]["p99_ms"], lookup, "ms"),
@@ -280,9 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-repeats", type=int, default=3, help="fresh interpreters per size (median kept); one at 100,000 and above")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here ('-' for stdout)")
     parser.add_argument("--cold-child", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--cache", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.cold_child:
-        print(json.dumps(cold_start(args.cold_child)))
+        print(json.dumps(cold_start(args.cold_child, args.cache)))
         return 0
     results = []
     for size in args.sizes:

@@ -6,6 +6,8 @@ import datetime as dt
 import itertools
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from bot.errors import AmbiguousQuery, AuthorNotFound, EmptyQuery, TalkNotFound
 from bot.schedule import Schedule, Session, Talk
@@ -155,8 +157,13 @@ def suggest_authors(index: SearchIndex, query: str, now: dt.datetime, limit: int
 
 
 def talk_choice_name(talk: Talk, schedule: Schedule) -> str:
-    local = talk.start.astimezone(schedule.session_of(talk).timezone)
-    return _cut(f"{local:%H:%M} {talk.kind.label} · {talk.display_title}", 100)
+    return _choice_name(talk, schedule.session_of(talk).timezone)
+
+
+@lru_cache(maxsize=8192)
+def _choice_name(talk: Talk, tz: ZoneInfo) -> str:
+    """Memoised: autocomplete shows the same talks at every keystroke."""
+    return _cut(f"{talk.start.astimezone(tz):%H:%M} {talk.kind.label} · {talk.display_title}", 100)
 
 
 def _cut(text: str, limit: int) -> str:

@@ -28,7 +28,7 @@ MIN_SCORE = 12.0
 COVERAGE_FLOOR = 0.3
 PHRASE_BONUS = 8.0
 # Documents tied with the last place of a top-k are kept, up to this many in all.
-TIE_CAP = 200
+TIE_CAP = 60
 PREFIX_TERMS = 40  # a half-typed word stands for at most this many completions
 GAIN_CACHE_SIZE = 64  # per-word score vectors kept between keystrokes
 STOPWORDS = frozenset(
@@ -288,7 +288,7 @@ class SearchIndex:
         if not top:
             return []
         ranked = []
-        phrase = " " in q
+        phrase = re.compile(r"\W+".join(map(re.escape, q.split()))) if " " in q else None
         if phrase:  # a title typed from its start is a candidate even when many talks share its words
             shown = {doc for doc, _ in top}
             top += [(d, float(shares[d])) for d in self._titles_starting(q) if d not in shown and shares[d] > 0]
@@ -298,7 +298,7 @@ class SearchIndex:
             bonus = 2.0 * fuzz.partial_ratio(q, self._titles[doc]) / 100 if len(q) > 2 else 0.0
             if phrase and q in self._titles[doc]:
                 bonus += PHRASE_BONUS
-            elif phrase and q in fold(self.talks[doc].abstract):
+            elif phrase and phrase.search(self.talks[doc].abstract.lower()):
                 bonus += PHRASE_BONUS * 0.75
             ranked.append((score + bonus, doc))
         ranked.sort(key=lambda sd: (-sd[0], self.talks[sd[1]].start))

@@ -27,6 +27,9 @@ CLEAR_MARGIN = 6.0
 MIN_SCORE = 12.0
 COVERAGE_FLOOR = 0.3
 PHRASE_BONUS = 8.0
+START_BONUS = 3.0  # the query is how the title begins
+TITLE_LIKENESS = 5.0  # points for a title that reads like the query (fuzz.partial_ratio)
+UNKNOWN_WORD_FACTOR = 0.8
 # Documents tied with the last place of a top-k are kept, up to this many in all.
 TIE_CAP = 60
 PREFIX_TERMS = 40  # a half-typed word stands for at most this many completions
@@ -116,7 +119,7 @@ class TokenIndex:
         for term in self.sorted_terms:
             by_length[len(term)].append(term)
         self.by_length = dict(by_length)
-        self._gains: dict[tuple[str, bool], tuple[np.ndarray, float]] = {}
+        self._gains: dict[tuple[str, bool], tuple[np.ndarray, float] | None] = {}
 
     def _build_postings(self, terms: np.ndarray, docs: np.ndarray, fields: np.ndarray) -> None:
         weights = np.asarray(FIELD_WEIGHT, np.float32)[fields]
@@ -171,21 +174,21 @@ class TokenIndex:
                         found[term_id] = max(found.get(term_id, 0.0), 0.85 * score / 100)
         return list(found.items())
 
-    def _token_gains(self, token: str, is_last: bool) -> tuple[np.ndarray, float]:
-        """Per document, the best gain of any expansion of `token`; and the token's weight.
+    def _token_gains(self, token: str, is_last: bool) -> tuple[np.ndarray, float] | None:
+        """Per document, the best gain of any expansion of `token`, and the token's weight; None for an unknown word.
 
         Memoised: typing a title asks the same earlier words again at every keystroke.
         """
         key = (token, is_last)
-        cached = self._gains.get(key)
-        if cached is not None:
-            return cached
+        if key in self._gains:
+            return self._gains[key]
+        expansions = self.expand(token, is_last=is_last)
         best = np.zeros(self.size, np.float32)
-        for term_id, quality in self.expand(token, is_last=is_last):
+        for term_id, quality in expansions:
             start, end = self.indptr[term_id], self.indptr[term_id + 1]
             docs = self.docs[start:end]
             best[docs] = np.maximum(best[docs], self.weights[start:end] * (quality * self.idf[term_id]))
-        result = (best, self.idf_of(token))
+        result = (best, self.idf_of(token)) if expansions else None
         if len(self._gains) >= GAIN_CACHE_SIZE:
             self._gains.pop(next(iter(self._gains)))
         self._gains[key] = result
@@ -204,14 +207,20 @@ class TokenIndex:
         gains = np.zeros(self.size, np.float32)
         covered = np.zeros(self.size, np.float32)
         total = 0.0
+        unknown = 0
         for i, token in enumerate(tokens):
-            best, weight = self._token_gains(token, prefix_last and i == len(tokens) - 1)
+            found = self._token_gains(token, prefix_last and i == len(tokens) - 1)
+            if found is None:  # a word no talk has, not even nearly: it lowers every score alike
+                unknown += 1
+                continue
+            best, weight = found
             gains += best
             covered += (best > 0) * np.float32(weight)
             total += weight
         if not total:
             return None
-        return 100.0 * gains / (FIELD_WEIGHT[TITLE] * total) * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * covered / total)
+        penalty = UNKNOWN_WORD_FACTOR**unknown
+        return penalty * 100.0 * gains / (FIELD_WEIGHT[TITLE] * total) * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * covered / total)
 
     def score(self, query: str, *, prefix_last: bool = True) -> dict[int, float]:
         """The non-zero shares as {doc: score}."""
@@ -295,9 +304,10 @@ class SearchIndex:
         for doc, score in top:
             # A little title similarity breaks ties between equally good token matches;
             # the words typed as a phrase, in that order, count for more.
-            bonus = 2.0 * fuzz.partial_ratio(q, self._titles[doc]) / 100 if len(q) > 2 else 0.0
-            if phrase and q in self._titles[doc]:
-                bonus += PHRASE_BONUS
+            title = self._titles[doc]
+            bonus = TITLE_LIKENESS * fuzz.partial_ratio(q, title) / 100 if len(q) > 2 else 0.0
+            if phrase and q in title:
+                bonus += PHRASE_BONUS + (START_BONUS if title.startswith(q) else 0.0)
             elif phrase and phrase.search(self.talks[doc].abstract.lower()):
                 bonus += PHRASE_BONUS * 0.75
             ranked.append((score + bonus, doc))

@@ -184,10 +184,15 @@ class TokenIndex:
             return self._gains[key]
         expansions = self.expand(token, is_last=is_last)
         best = np.zeros(self.size, np.float32)
-        for term_id, quality in expansions:
+        if len(expansions) == 1:
+            ((term_id, quality),) = expansions
             start, end = self.indptr[term_id], self.indptr[term_id + 1]
-            docs = self.docs[start:end]
-            best[docs] = np.maximum(best[docs], self.weights[start:end] * (quality * self.idf[term_id]))
+            best[self.docs[start:end]] = self.weights[start:end] * (quality * self.idf[term_id])
+        elif expansions:
+            spans = [(self.indptr[t], self.indptr[t + 1], q * self.idf[t]) for t, q in expansions]
+            docs = np.concatenate([self.docs[a:b] for a, b, _ in spans])
+            gains = np.concatenate([self.weights[a:b] * g for a, b, g in spans])
+            np.maximum.at(best, docs, gains)
         result = (best, self.idf_of(token)) if expansions else None
         if len(self._gains) >= GAIN_CACHE_SIZE:
             self._gains.pop(next(iter(self._gains)))

@@ -18,7 +18,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from bot.schedule import Schedule, Talk, gc_paused
-from bot.text import fold
+from bot.text import fold, words
 
 TITLE, AUTHOR, ABSTRACT = 0, 1, 2
 FIELD_WEIGHT = (3.0, 3.0, 1.0)
@@ -90,15 +90,16 @@ class TokenIndex:
     per-document vectors, so a query costs a few vector operations, not a Python loop per posting.
     """
 
-    def __init__(self, docs: Iterable[Iterable[tuple[int, str]]]) -> None:
+    def __init__(self, docs: Iterable[Iterable[tuple[int, Iterable[str]]]]) -> None:
+        """`docs`: per document, (field, words) pairs; the words already folded."""
         words: list[str] = []  # each document field's distinct words, one after another
         segments: list[int] = []  # how many words each (document, field) added
         seg_docs: list[int] = []
         seg_fields: list[int] = []
         doc_id = -1
         for doc_id, fields in enumerate(docs):
-            for field_no, text in fields:
-                terms = set(text.split())
+            for field_no, field_words in fields:
+                terms = set(field_words)
                 words.extend(terms)
                 segments.append(len(terms))
                 seg_docs.append(doc_id)
@@ -270,12 +271,12 @@ class SearchIndex:
         self._sorted_titles = [self._titles[i] for i in self._title_order]
         # Abstracts are folded one at a time and not kept: at 100,000 talks they would double the memory.
         self._talk_index = TokenIndex(
-            ((TITLE, title), (AUTHOR, " ".join(map(fold, t.authors))), (ABSTRACT, fold(t.abstract))) for t, title in zip(self.talks, self._titles, strict=True)
+            ((TITLE, title.split()), (AUTHOR, words(" ".join(t.authors))), (ABSTRACT, words(t.abstract))) for t, title in zip(self.talks, self._titles, strict=True)
         )
         self.authors = self._collect_authors(self.talks)
         self._by_key = {a.key: a for a in self.authors}
         self._author_names = [fold(a.name) for a in self.authors]
-        self._author_index = TokenIndex(((AUTHOR, name),) for name in self._author_names)
+        self._author_index = TokenIndex(((AUTHOR, name.split()),) for name in self._author_names)
 
     @staticmethod
     def _collect_authors(talks: Iterable[Talk]) -> list[Author]:

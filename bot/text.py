@@ -73,6 +73,16 @@ def fold(text: str) -> str:
     return _NON_WORD.sub(" ", _COMBINING.sub("", text)).strip()
 
 
+_WORD = re.compile(r"[0-9a-z]+")
+
+
+def words(text: str) -> list[str]:
+    """The words of `fold(text)`, faster for plain ASCII text (most abstracts)."""
+    if text.isascii() and "$" not in text and "\\" not in text and "``" not in text:
+        return _WORD.findall(text.lower())
+    return fold(text).split()
+
+
 def shorten(text: str, limit: int, ellipsis: str = "…") -> str:
     """Cut text to at most `limit` characters, at a word boundary when one is near."""
     if len(text) <= limit:

@@ -270,9 +270,11 @@ class SearchIndex:
         self._title_order = sorted(range(len(self._titles)), key=self._titles.__getitem__)
         self._sorted_titles = [self._titles[i] for i in self._title_order]
         # Abstracts are folded one at a time and not kept: at 100,000 talks they would double the memory.
-        self._talk_index = TokenIndex(
-            ((TITLE, title.split()), (AUTHOR, words(" ".join(t.authors))), (ABSTRACT, words(t.abstract))) for t, title in zip(self.talks, self._titles, strict=True)
+        fields = (
+            ((TITLE, title.split()), (AUTHOR, words(" ".join(t.authors))), (ABSTRACT, words(t.abstract)))
+            for t, title in zip(self.talks, self._titles, strict=True)
         )
+        self._talk_index = TokenIndex(fields)
         self.authors = self._collect_authors(self.talks)
         self._by_key = {a.key: a for a in self.authors}
         self._author_names = [fold(a.name) for a in self.authors]

@@ -153,3 +153,15 @@ async def test_forbidden_or_unknown_channel_is_logged_shown_and_survived(standin
     assert ("missing permission" if status == 403 else "unknown channel") in caplog.text
     assert "Failures" in text and ("403" in text if status == 403 else "404" in text)
     assert not reminder_posts(standin)
+
+
+async def test_a_gateway_drop_when_a_reminder_falls_due_loses_nothing(standin, schedule, tmp_path):
+    settings = settings_for(standin, tmp_path / "bot.sqlite3")
+    clock = ReplayClock(pst(5, 54), 120.0)  # the first reminder (05:55) is due half a real second after start
+    client = make_bot(settings, schedule, clock)
+    async with running_client(client, token=TOKEN):
+        await standin.drop_gateway(abrupt=True)  # the connection is gone as the reminder falls due
+        await wait_for(lambda: len(reminder_posts(standin)) >= 1, 10)
+        await asyncio.sleep(0.3)
+    (post,) = reminder_posts(standin)
+    assert post.body["embeds"][0]["title"] == "A shooting formulation of deep learning"

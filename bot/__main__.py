@@ -79,7 +79,10 @@ def _schedule_path(args: argparse.Namespace, settings: Settings) -> Path:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    schedule = load_schedule(_schedule_path(args, settings))
+    """Validate and summarise; a good file also leaves the prepared copy the bot starts from."""
+    from bot.cache import cache_dir, load_ready
+
+    schedule, _ = load_ready(_schedule_path(args, settings), cache_dir(settings))
     for session in schedule.sessions:
         print(render_summary(session))
     print(f"{schedule.source}: OK, {len(schedule.sessions)} session(s), {len(schedule.talks)} items")

@@ -57,6 +57,9 @@ class Talk:
     abstract: str = ""
     follows: tuple[str, ...] = ()
 
+    def __hash__(self) -> int:  # ids are unique in a schedule; hashing every field costs microseconds per lookup
+        return hash(self.id)
+
     @property
     def display_title(self) -> str:
         """The title with LaTeX made readable ($L_2$ -> L₂)."""

@@ -32,7 +32,8 @@ TITLE_LIKENESS = 5.0  # points for a title that reads like the query (fuzz.parti
 UNKNOWN_WORD_FACTOR = 0.8
 # Documents tied with the last place of a top-k are kept, up to this many in all.
 TIE_CAP = 60
-PREFIX_TERMS = 40  # a half-typed word stands for at most this many completions
+PREFIX_TERMS = 16  # a half-typed word stands for at most this many completions
+FUZZY_TERMS = 5  # and a misspelt one for at most this many spellings
 GAIN_CACHE_SIZE = 64  # per-word score vectors kept between keystrokes
 STOPWORDS = frozenset(
     [
@@ -167,12 +168,17 @@ class TokenIndex:
                 found.setdefault(term_id, 0.9 if is_last else 0.8)
         if len(token) >= 4 and exact is None:
             cutoff = 75 if len(token) <= 5 else 78 if len(token) <= 7 else 72
-            for length in range(len(token) - 2, len(token) + 3):
+            near: list[tuple[str, float, int]] = []
+            for length in range(len(token) - 2, len(token) + 3):  # a fuzz.ratio of 72 or more rules out longer gaps
                 bucket = self.by_length.get(length)
                 if bucket:
-                    for term, score, _ in process.extract(token, bucket, scorer=fuzz.ratio, score_cutoff=cutoff, limit=5):
-                        term_id = self.vocab[term]
-                        found[term_id] = max(found.get(term_id, 0.0), 0.85 * score / 100)
+                    near += process.extract(token, bucket, scorer=fuzz.ratio, score_cutoff=cutoff, limit=FUZZY_TERMS)
+            near.sort(key=lambda hit: -hit[1])
+            best = near[0][1] if near else 0.0
+            for term, score, _ in near[:FUZZY_TERMS]:
+                if score >= best - 10:  # the closest spellings only: a near-miss of a near-miss is noise
+                    term_id = self.vocab[term]
+                    found[term_id] = max(found.get(term_id, 0.0), 0.85 * score / 100)
         return list(found.items())
 
     def _token_gains(self, token: str, is_last: bool) -> tuple[np.ndarray, float] | None:

@@ -24,6 +24,13 @@ def _invalid(problems: list) -> web.Response:
     return json_response(form_error(problems), 400)
 
 
+def _message_body(r: Req) -> dict | web.Response:
+    """The request's message body, or Discord's 400 when it breaks a limit."""
+    body = r.body if isinstance(r.body, dict) else {}
+    problems = check_message(body)
+    return _invalid(problems) if problems else body
+
+
 def _empty() -> web.Response:
     return error(400, 50006, "Cannot send an empty message")
 
@@ -54,10 +61,9 @@ async def create_message(s: StandIn, r: Req) -> web.Response:
     cid = r.int("channel_id")
     if s.guild_of_channel(cid) is None:
         return error(404, 10003, "Unknown Channel")
-    body = r.body if isinstance(r.body, dict) else {}
-    problems = check_message(body)
-    if problems:
-        return _invalid(problems)
+    body = _message_body(r)
+    if isinstance(body, web.Response):
+        return body
     if is_empty_message(body, bool(r.files)):
         return _empty()
     nonce = body.get("nonce")
@@ -94,10 +100,9 @@ async def edit_message(s: StandIn, r: Req) -> web.Response:
     msg = _channel_message(s, r)
     if isinstance(msg, web.Response):
         return msg
-    body = r.body if isinstance(r.body, dict) else {}
-    problems = check_message(body)
-    if problems:
-        return _invalid(problems)
+    body = _message_body(r)
+    if isinstance(body, web.Response):
+        return body
     msg.apply_edit(body)
     return json_response(msg.payload())
 
@@ -215,10 +220,9 @@ async def execute_webhook(s: StandIn, r: Req) -> web.Response:
     handle = _webhook(s, r)
     if isinstance(handle, web.Response):
         return handle
-    body = r.body if isinstance(r.body, dict) else {}
-    problems = check_message(body)
-    if problems:
-        return _invalid(problems)
+    body = _message_body(r)
+    if isinstance(body, web.Response):
+        return body
     if is_empty_message(body, bool(r.files)):
         return _empty()
     msg = store_message(s, int(handle.payload.get("channel_id") or 0), body, "followup", r.files)
@@ -250,10 +254,9 @@ async def edit_webhook_message(s: StandIn, r: Req) -> web.Response:
     if isinstance(found, web.Response):
         return found
     handle, msg = found
-    body = r.body if isinstance(r.body, dict) else {}
-    problems = check_message(body)
-    if problems:
-        return _invalid(problems)
+    body = _message_body(r)
+    if isinstance(body, web.Response):
+        return body
     msg.apply_edit(body)
     if msg.flags & LOADING:
         msg.body["flags"] = msg.flags & ~LOADING

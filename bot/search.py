@@ -31,7 +31,7 @@ START_BONUS = 3.0  # the query is how the title begins
 TITLE_LIKENESS = 5.0  # points for a title that reads like the query (fuzz.partial_ratio)
 UNKNOWN_WORD_FACTOR = 0.8
 # Documents tied with the last place of a top-k are kept, up to this many in all.
-TIE_CAP = 60
+TIE_CAP = 40
 PREFIX_TERMS = 16  # a half-typed word stands for at most this many completions
 FUZZY_TERMS = 5  # and a misspelt one for at most this many spellings
 GAIN_CACHE_SIZE = 64  # per-word score vectors kept between keystrokes

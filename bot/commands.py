@@ -30,12 +30,12 @@ QUERY_CHARS = 200  # autocomplete looks at this much of what is typed, to stay c
 async def send(interaction: discord.Interaction, replies: Sequence[render.Reply]) -> None:
     """The first reply answers the interaction; any others follow it up."""
     first, *rest = replies
-    await interaction.response.send_message(**_message_args(first))
+    await interaction.response.send_message(**message_args(first))
     for reply in rest:
-        await interaction.followup.send(**_message_args(reply))
+        await interaction.followup.send(**message_args(reply))
 
 
-def _message_args(reply: render.Reply) -> dict:
+def message_args(reply: render.Reply) -> dict:
     args: dict = {"ephemeral": reply.ephemeral, "allowed_mentions": reply.allowed_mentions}
     if reply.content:
         args["content"] = reply.content

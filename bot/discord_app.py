@@ -22,7 +22,7 @@ from bot import render_discord as render
 from bot.answers import next_talks
 from bot.cache import cache_dir, load_ready
 from bot.clock import Clock, ReplayClock, SystemClock
-from bot.commands import add_commands, send
+from bot.commands import add_commands, message_args, send
 from bot.config import Settings
 from bot.errors import UserError
 from bot.render_text import render_summary, talk_line
@@ -78,20 +78,11 @@ class SessionTree(app_commands.CommandTree):
         try:
             if interaction.response.is_done():
                 for reply in replies:
-                    await interaction.followup.send(**_followup_args(reply))
+                    await interaction.followup.send(**{**message_args(reply), "ephemeral": True})
             else:
                 await send(interaction, replies)
         except discord.HTTPException as exc:
             log.warning("could not answer /%s after an error: %s", name, exc)
-
-
-def _followup_args(reply: render.Reply) -> dict:
-    args: dict = {"ephemeral": True, "allowed_mentions": reply.allowed_mentions}
-    if reply.content:
-        args["content"] = reply.content
-    if reply.embeds:
-        args["embeds"] = list(reply.embeds)
-    return args
 
 
 class SessionBot(discord.Client):

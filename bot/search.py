@@ -234,14 +234,6 @@ class TokenIndex:
         penalty = UNKNOWN_WORD_FACTOR**unknown
         return penalty * 100.0 * gains / (FIELD_WEIGHT[TITLE] * total) * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * covered / total)
 
-    def score(self, query: str, *, prefix_last: bool = True) -> dict[int, float]:
-        """The non-zero shares as {doc: score}."""
-        shares = self.shares(query, prefix_last=prefix_last)
-        if shares is None:
-            return {}
-        docs = np.flatnonzero(shares)
-        return dict(zip(docs.tolist(), shares[docs].tolist(), strict=True))
-
 
 def top_k(shares: np.ndarray | None, k: int) -> list[tuple[int, float]]:
     """The k best (doc, share) with share > 0, best first, plus any tied with the k-th (TIE_CAP in all)."""

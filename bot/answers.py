@@ -146,13 +146,15 @@ def suggest_authors(index: SearchIndex, query: str, now: dt.datetime, limit: int
     if query.strip():
         authors = [m.author for m in index.find_authors(query, limit=limit)]
     else:
-        authors = []
+        found: dict[str, Author] = {}
         for talk in next_talks(index.schedule, now, count=limit).talks or index.schedule.talks:
             for name in talk.authors:
                 author = index.author_named(name)
-                if author is not None and author not in authors:
-                    authors.append(author)
-        authors = authors[:limit]
+                if author is not None:
+                    found.setdefault(author.key, author)
+            if len(found) >= limit:
+                break
+        authors = list(found.values())[:limit]
     return [Suggestion(a.key, _cut(f"{a.name} · {len(a.talks)} talk{'s' * (len(a.talks) != 1)}", 100)) for a in authors]
 
 

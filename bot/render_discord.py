@@ -8,7 +8,7 @@ or the user is escaped (markdown and mentions) before it is placed in an embed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import discord
@@ -241,63 +241,66 @@ def _agenda_line(talk: Talk) -> str:
     return f"{format_dt(talk.start, 't')} **{talk.kind.label}** · {fit(clean(talk.display_title), AGENDA_TITLE_CHARS)}"
 
 
-def _session_chunks(session: Session) -> list[_Chunk]:
+def _session_chunks(session: Session) -> Iterator[_Chunk]:
+    """A session's agenda as embeds of at most AGENDA_CHUNK characters, made only as they are asked for."""
     tz = session.timezone
     start = session.start.astimezone(tz)
     footer = fit(
         f"{day(session.start, tz)} {start:%H:%M}–{session.end.astimezone(tz):%H:%M} {start.tzname()} ({tz.key}) · times above are in your own zone",
         FOOTER_MAX,
     )
-    chunks: list[_Chunk] = []
+    title = fit(clean(session.name), TITLE_MAX)
     lines: list[str] = []
     size = 0
-
-    def flush() -> None:
-        more = " (continued)" if chunks else ""
-        title = fit(clean(session.name), TITLE_MAX - len(more)) + more
-        embed = _embed(title, "\n".join(lines))
-        embed.set_footer(text=footer)
-        chunks.append(_Chunk(embed, len(lines)))
-
     for talk in session.items:
         line = _agenda_line(talk)
         if lines and size + len(line) + 1 > AGENDA_CHUNK:
-            flush()
+            yield _agenda_chunk(title, lines, footer)
+            title = fit(clean(session.name), TITLE_MAX - len(" (continued)")) + " (continued)"
             lines, size = [], 0
         lines.append(line)
         size += len(line) + 1
     if lines:
-        flush()
-    return chunks
+        yield _agenda_chunk(title, lines, footer)
 
 
-def pack(embeds: Iterable[discord.Embed], max_messages: int = MAX_MESSAGES) -> tuple[list[list[discord.Embed]], int]:
-    """Embeds grouped into messages (≤10 each, ≤6000 characters together); also how many did not fit."""
+def _agenda_chunk(title: str, lines: list[str], footer: str) -> _Chunk:
+    embed = _embed(title, "\n".join(lines))
+    embed.set_footer(text=footer)
+    return _Chunk(embed, len(lines))
+
+
+def pack(chunks: Iterable[_Chunk], max_messages: int = MAX_MESSAGES) -> tuple[list[list[discord.Embed]], int]:
+    """Embeds grouped into messages (≤10 each, ≤6000 characters together), and how many items they show.
+
+    Stops at the first chunk that no longer fits, so a conference-sized agenda is never rendered whole.
+    """
     messages: list[list[discord.Embed]] = []
     total = 0
-    dropped = 0
-    for embed in embeds:
-        size = len(ensure_fits(embed))
+    shown = 0
+    for chunk in chunks:
+        size = len(ensure_fits(chunk.embed))
         if messages and len(messages[-1]) < EMBEDS_PER_MESSAGE and total + size <= EMBED_TOTAL_MAX:
-            messages[-1].append(embed)
+            messages[-1].append(chunk.embed)
             total += size
         elif len(messages) < max_messages:
-            messages.append([embed])
+            messages.append([chunk.embed])
             total = size
         else:
-            dropped += 1
-    return messages, dropped
+            break
+        shown += chunk.items
+    return messages, shown
 
 
 def render_agenda(sessions: Sequence[Session]) -> list[Reply]:
     """The programme, split over several embeds and messages; cut with a note past that."""
-    chunks = [chunk for session in sessions for chunk in _session_chunks(session)]
-    if not chunks:
+    items = sum(len(session.items) for session in sessions)
+    if not items:
         return one(_embed("Schedule", "The schedule is empty."))
-    messages, dropped = pack(c.embed for c in chunks)
+    messages, shown = pack(chunk for session in sessions for chunk in _session_chunks(session))
     replies = [Reply(embeds=tuple(m)) for m in messages]
-    if dropped:
-        missing = sum(c.items for c in chunks[len(chunks) - dropped :])
+    if shown < items:
+        missing = items - shown
         note = f"The schedule is too long for Discord: {missing} more items are not shown. Use `/talk` or `/author` to look one up."
         replies[-1] = Reply(embeds=replies[-1].embeds, content=fit(note, CONTENT_MAX))
     return replies

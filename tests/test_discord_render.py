@@ -153,6 +153,8 @@ def test_huge_agenda_is_split_then_cut_with_a_note() -> None:
     assert_valid(replies)
     assert len(replies) == render.MAX_MESSAGES
     assert "not shown" in (replies[-1].content or "")
+    shown = sum(e.description.count("\n") + 1 for r in replies for e in r.embeds)
+    assert f"{len(big.talks) - shown} more items are not shown" in replies[-1].content
     assert sum(len(r.embeds) for r in replies) > render.MAX_MESSAGES  # several embeds per message
     assert "(continued)" in all_text(replies)
 

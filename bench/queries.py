@@ -10,8 +10,8 @@ import random
 import re
 from dataclasses import dataclass
 
-from bot.schedule import Schedule, Talk
-from bot.text import fold
+from bot.core.schedule import Schedule, Talk
+from bot.core.text import fold
 
 KEYSTROKE_TITLES = 20
 KEYSTROKE_CHARS = 40

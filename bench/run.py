@@ -39,7 +39,7 @@ def cold_start(path: str, cache: str) -> dict[str, float]:
     copy); with the copy in place it is a restart of the same file.
     """
     t0 = time.perf_counter()
-    from bot.cache import load_ready
+    from bot.core.cache import load_ready
 
     t1 = time.perf_counter()
     load_ready(path, Path(cache))
@@ -85,7 +85,7 @@ def _timed(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[list[int], l
 
 def _safe(fn: Callable[[str], Any]) -> Callable[[str], Any]:
     """A lookup that ends in 'not found' or 'did you mean' is still an answer: time it, keep it."""
-    from bot.errors import UserError
+    from bot.core.errors import UserError
 
     def call(query: str) -> Any:
         try:
@@ -110,9 +110,9 @@ def measure_queries(path: Path) -> dict[str, Any]:
     from rapidfuzz import process
 
     from bench import queries as Q
-    from bot import answers
-    from bot.schedule import load_schedule
-    from bot.search import SearchIndex
+    from bot.core import answers
+    from bot.core.schedule import load_schedule
+    from bot.core.search import SearchIndex
 
     schedule = load_schedule(path)
     index = SearchIndex(schedule)
@@ -169,7 +169,7 @@ def _quality(pairs: list[tuple[Any, list[str], list[str]]]) -> dict[str, Any]:
 def _side_by_side(pairs: list[tuple[Any, list[str], list[str]]], schedule: Any, index: Any, choices: list[str]) -> list[dict[str, str]]:
     from rapidfuzz import process
 
-    from bot import answers
+    from bot.core import answers
 
     shown: dict[str, dict[str, str]] = {}
     extra = [("author", "dokmanic"), ("abstract", "wasserstein optimal transport")]

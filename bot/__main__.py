@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.parser import isoparse
 
-from bot.clock import Clock, make_clock
 from bot.config import ConfigError, Settings, load_settings
-from bot.render_text import render_summary
-from bot.schedule import Schedule, ScheduleError, load_schedule
+from bot.core.clock import Clock, make_clock
+from bot.core.render_text import render_summary
+from bot.core.schedule import Schedule, ScheduleError, load_schedule
 
 log = logging.getLogger("bot")
 
@@ -80,7 +80,7 @@ def _schedule_path(args: argparse.Namespace, settings: Settings) -> Path:
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     """Validate and summarise; a good file also leaves the prepared copy the bot starts from."""
-    from bot.cache import cache_dir, load_ready
+    from bot.core.cache import cache_dir, load_ready
 
     schedule, _ = load_ready(_schedule_path(args, settings), cache_dir(settings))
     for session in schedule.sessions:
@@ -90,8 +90,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_console(args: argparse.Namespace, settings: Settings, *, note: str = "") -> int:
-    from bot.cache import cache_dir, load_ready
-    from bot.console import Console, ReminderTicker, run_console, stdin_is_terminal
+    from bot.console.app import Console, ReminderTicker, run_console, stdin_is_terminal
+    from bot.core.cache import cache_dir, load_ready
 
     schedule, index = load_ready(_schedule_path(args, settings), cache_dir(settings))
     clock = _clock(args, settings)
@@ -109,14 +109,14 @@ def cmd_console(args: argparse.Namespace, settings: Settings, *, note: str = "")
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.console import stdin_is_terminal
+    from bot.console.app import stdin_is_terminal
 
     if not settings.discord_token:
         if stdin_is_terminal():
             return cmd_console(args, settings, note=NO_TOKEN)
         print(NO_TOKEN, file=sys.stderr)
         return 2
-    from bot.discord_app import run_discord
+    from bot.discord_ui.app import run_discord
 
     return run_discord(settings, _schedule_path(args, settings), _clock(args, settings))
 
@@ -125,13 +125,13 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.discord_token:
         print(NO_TOKEN, file=sys.stderr)
         return 2
-    from bot.discord_app import sync_global
+    from bot.discord_ui.app import sync_global
 
     return sync_global(settings, _schedule_path(args, settings))
 
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.reminders import print_plan
+    from bot.reminders.plan import print_plan
 
     schedule = load_schedule(_schedule_path(args, settings))
     return print_plan(schedule, settings, _clock(args, settings).now(), sys.stdout)

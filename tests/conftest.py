@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.schedule import Schedule, load_schedule
-from bot.search import SearchIndex
+from bot.core.schedule import Schedule, load_schedule
+from bot.core.search import SearchIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACK28 = ROOT / "data" / "track28.yaml"

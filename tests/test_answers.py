@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from bot.answers import Phase, agenda, next_talks, on_now, until
-from bot.render_text import render_next, render_now
-from bot.schedule import parse_schedule
+from bot.core.answers import Phase, agenda, next_talks, on_now, until
+from bot.core.render_text import render_next, render_now
+from bot.core.schedule import parse_schedule
 from tests.conftest import PST, pst
 from tests.test_schedule import VALID
 

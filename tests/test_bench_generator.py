@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from bench.generate import generate_schedule
-from bot.schedule import TALK_KINDS, parse_schedule
-from bot.search import SearchIndex
+from bot.core.schedule import TALK_KINDS, parse_schedule
+from bot.core.search import SearchIndex
 
 TALKS = 120
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.cache import load_ready
-from bot.schedule import ScheduleError
+from bot.core.cache import load_ready
+from bot.core.schedule import ScheduleError
 from tests.test_schedule import VALID
 
 

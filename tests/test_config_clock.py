@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from bot.clock import ReplayClock, SystemClock, make_clock
 from bot.config import ConfigError, Secret, settings_from
+from bot.core.clock import ReplayClock, SystemClock, make_clock
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.fake-token-for-tests-only"
 

@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 
-from bot.clock import FixedClock
-from bot.console import Console, run_console
+from bot.console.app import Console, run_console
+from bot.core.clock import FixedClock
 from tests.conftest import PST, ROOT, pst
 
 

@@ -12,12 +12,12 @@ import pytest
 import pytest_asyncio
 from discord import app_commands
 
-from bot.clock import FixedClock
-from bot.commands import safe_autocomplete
 from bot.config import Secret, Settings
-from bot.discord_app import SessionBot
-from bot.schedule import Schedule
-from bot.search import SearchIndex
+from bot.core.clock import FixedClock
+from bot.core.schedule import Schedule
+from bot.core.search import SearchIndex
+from bot.discord_ui.app import SessionBot
+from bot.discord_ui.commands import safe_autocomplete
 from tests.conftest import pst
 from tests.standin import StandIn, running_client, would_ping
 from tests.standin.interactions import AUTOCOMPLETE_RESULT, CHANNEL_MESSAGE

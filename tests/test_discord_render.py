@@ -10,12 +10,12 @@ from typing import Any
 import discord
 import pytest
 
-from bot import answers
-from bot import render_discord as render
-from bot.commands import to_choices
-from bot.errors import AmbiguousQuery, TalkNotFound
-from bot.schedule import Schedule, parse_schedule
-from bot.search import SearchIndex
+from bot.core import answers
+from bot.core.errors import AmbiguousQuery, TalkNotFound
+from bot.core.schedule import Schedule, parse_schedule
+from bot.core.search import SearchIndex
+from bot.discord_ui import render
+from bot.discord_ui.commands import to_choices
 from tests.conftest import pst
 from tests.standin.validation import check_message, embed_length
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 
-from bot.clock import FixedClock
 from bot.config import Settings
-from bot.reminders import (
+from bot.core.clock import FixedClock
+from bot.reminders.plan import (
     Target,
     Verdict,
     due_reminders,
@@ -20,7 +20,7 @@ from bot.reminders import (
     reminder_verdict,
     resolve_targets,
 )
-from bot.store import GuildOverrides
+from bot.state.store import GuildOverrides
 from tests.conftest import pst
 
 CHANNEL = 111111111111111111
@@ -126,7 +126,7 @@ def test_resolve_targets_with_overrides():
 
 
 def test_console_ticker_prints_each_due_reminder_once(schedule):
-    from bot.console import ReminderTicker
+    from bot.console.app import ReminderTicker
     from tests.conftest import PST
 
     clock = FixedClock(pst(5, 40))
@@ -143,9 +143,9 @@ def test_console_ticker_prints_each_due_reminder_once(schedule):
 
 
 def test_a_restarted_rehearsal_resumes_on_its_own_timeline(schedule, tmp_path):
-    from bot.clock import ReplayClock
-    from bot.reminders import continue_rehearsal
-    from bot.store import Store
+    from bot.core.clock import ReplayClock
+    from bot.reminders.plan import continue_rehearsal
+    from bot.state.store import Store
 
     store = Store(tmp_path / "state.sqlite3")
     begin = pst(5, 50)
@@ -158,9 +158,9 @@ def test_a_restarted_rehearsal_resumes_on_its_own_timeline(schedule, tmp_path):
 
 
 def test_a_new_rehearsal_from_the_start_announces_everything_again(schedule, tmp_path):
-    from bot.clock import ReplayClock
-    from bot.reminders import continue_rehearsal
-    from bot.store import Store
+    from bot.core.clock import ReplayClock
+    from bot.reminders.plan import continue_rehearsal
+    from bot.state.store import Store
 
     store = Store(tmp_path / "state.sqlite3")
     continue_rehearsal(ReplayClock(pst(5, 50), 60), store, schedule, wall_now=0.0)
@@ -176,9 +176,9 @@ def test_a_new_rehearsal_from_the_start_announces_everything_again(schedule, tmp
 
 
 def test_a_live_clock_is_never_touched(schedule, tmp_path):
-    from bot.clock import SystemClock
-    from bot.reminders import continue_rehearsal
-    from bot.store import Store
+    from bot.core.clock import SystemClock
+    from bot.reminders.plan import continue_rehearsal
+    from bot.state.store import Store
 
     store = Store(tmp_path / "state.sqlite3")
     clock = SystemClock()

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from bot.clock import Clock, FixedClock, ReplayClock
 from bot.config import Secret, Settings
-from bot.discord_app import SessionBot
-from bot.reminder_commands import ReminderExtension
-from bot.schedule import Schedule
-from bot.search import SearchIndex
-from bot.store import State, Store
+from bot.core.clock import Clock, FixedClock, ReplayClock
+from bot.core.schedule import Schedule
+from bot.core.search import SearchIndex
+from bot.discord_ui.app import SessionBot
+from bot.discord_ui.reminders import ReminderExtension
+from bot.state.store import State, Store
 from tests.conftest import pst
 from tests.standin import StandIn, kill_client, running_client, would_ping
 

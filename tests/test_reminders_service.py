@@ -7,9 +7,10 @@ import datetime as dt
 
 import pytest
 
-from bot.clock import ReplayClock
-from bot.reminders import Delivery, ReminderService, SendError, Target, reminder_phrase
-from bot.store import State, Store
+from bot.core.clock import ReplayClock
+from bot.reminders.plan import Target, reminder_phrase
+from bot.reminders.service import Delivery, ReminderService, SendError
+from bot.state.store import State, Store
 from tests.conftest import pst
 
 CHANNEL = 111111111111111111
@@ -128,7 +129,7 @@ async def test_restart_after_long_downtime_skips_stale_without_flood(schedule, t
     store = Store(path)
     clock = ReplayClock(pst(7, 23), SPEED)
     service = service_for(schedule, store, channel, clock)
-    with caplog.at_level("WARNING", logger="bot.reminders"):
+    with caplog.at_level("WARNING", logger="bot.reminders.service"):
         service.start()
         await run_until(clock, pst(8, 40))
         await service.close()

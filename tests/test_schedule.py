@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.schedule import Kind, ScheduleError, load_schedule, parse_schedule
+from bot.core.schedule import Kind, ScheduleError, load_schedule, parse_schedule
 from tests.conftest import ROOT
 
 SEED = ROOT.parent / "shared" / "seed" / "neurips2020-track28-session.txt"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answers import find_author, find_talk, suggest_authors, suggest_talks
-from bot.errors import AmbiguousQuery, AuthorNotFound, EmptyQuery, TalkNotFound
-from bot.text import fold, plain_text
+from bot.core.answers import find_author, find_talk, suggest_authors, suggest_talks
+from bot.core.errors import AmbiguousQuery, AuthorNotFound, EmptyQuery, TalkNotFound
+from bot.core.text import fold, plain_text
 from tests.conftest import pst
 
 TALK_QUERIES = [

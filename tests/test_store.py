@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from bot.store import State, Store
+from bot.state.store import State, Store
 
 DUE = dt.datetime(2020, 12, 10, 13, 55, tzinfo=dt.UTC)
 ROW = {"talk_id": "t", "lead": 5, "channel_id": 42, "nonce": "rabc", "due_at": DUE}

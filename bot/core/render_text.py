@@ -6,10 +6,10 @@ import datetime as dt
 import textwrap
 from zoneinfo import ZoneInfo
 
-from bot.answers import NextAnswer, NowAnswer, Phase, until
-from bot.schedule import Schedule, Session, Talk
-from bot.search import Author
-from bot.text import shorten
+from bot.core.answers import NextAnswer, NowAnswer, Phase, until
+from bot.core.schedule import Schedule, Session, Talk
+from bot.core.search import Author
+from bot.core.text import shorten
 
 WIDTH = 88
 _PLURALS = {"Oral": "orals", "Spotlight": "spotlights", "Q&A": "Q&As", "Break": "breaks"}

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import discord
 from discord.utils import escape_markdown, escape_mentions, format_dt
 
-from bot.answers import NextAnswer, NowAnswer
-from bot.errors import AmbiguousQuery, EmptyQuery, UserError
-from bot.render_text import day, phase_line
-from bot.schedule import Schedule, Session, Talk
-from bot.search import Author
+from bot.core.answers import NextAnswer, NowAnswer
+from bot.core.errors import AmbiguousQuery, EmptyQuery, UserError
+from bot.core.render_text import day, phase_line
+from bot.core.schedule import Schedule, Session, Talk
+from bot.core.search import Author
 
 # Discord's hard limits (../shared/DISCORD_FACTS.md).
 TITLE_MAX = 256

@@ -16,15 +16,16 @@ import discord
 from discord import app_commands
 from discord.utils import format_dt
 
-from bot import render_discord as render
-from bot.clock import Clock
 from bot.config import Settings
-from bot.reminders import Delivery, ReminderService, ReminderStatus, SendError, Target, reminder_phrase, resolve_targets
-from bot.schedule import Schedule, Talk
-from bot.store import Store
+from bot.core.clock import Clock
+from bot.core.schedule import Schedule, Talk
+from bot.discord_ui import render
+from bot.reminders.plan import Target, reminder_phrase, resolve_targets
+from bot.reminders.service import Delivery, ReminderService, ReminderStatus, SendError
+from bot.state.store import Store
 
 if TYPE_CHECKING:
-    from bot.discord_app import SessionBot
+    from bot.discord_ui.app import SessionBot
 
 log = logging.getLogger(__name__)
 

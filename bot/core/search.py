@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from bot.schedule import Schedule, Talk, gc_paused
-from bot.text import fold, words
+from bot.core.schedule import Schedule, Talk, gc_paused
+from bot.core.text import fold, words
 
 TITLE, AUTHOR, ABSTRACT = 0, 1, 2
 FIELD_WEIGHT = (3.0, 3.0, 1.0)

@@ -23,7 +23,7 @@ import yaml
 from dateutil.parser import isoparse
 from rapidfuzz import process
 
-from bot.text import plain_text
+from bot.core.text import plain_text
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from bot.config import Settings
-from bot.schedule import Problem, Schedule, ScheduleError, gc_paused, load_schedule, parse_schedule
-from bot.search import SearchIndex
+from bot.core.schedule import Problem, Schedule, ScheduleError, gc_paused, load_schedule, parse_schedule
+from bot.core.search import SearchIndex
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 import discord
 from discord import app_commands
 
-from bot import answers
-from bot import render_discord as render
-from bot.clock import Clock
-from bot.schedule import Schedule
-from bot.search import SearchIndex
+from bot.core import answers
+from bot.core.clock import Clock
+from bot.core.schedule import Schedule
+from bot.core.search import SearchIndex
+from bot.discord_ui import render
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from bot import answers, render_text
-from bot.clock import Clock
 from bot.config import Settings
-from bot.errors import AmbiguousQuery, UserError
-from bot.reminders import Target, due_reminders, plan_reminders, reminder_phrase
-from bot.schedule import Schedule
-from bot.search import SearchIndex
+from bot.core import answers, render_text
+from bot.core.clock import Clock
+from bot.core.errors import AmbiguousQuery, UserError
+from bot.core.schedule import Schedule
+from bot.core.search import SearchIndex
+from bot.reminders.plan import Target, due_reminders, plan_reminders, reminder_phrase
 
 log = logging.getLogger(__name__)
 PROMPT = "track> "

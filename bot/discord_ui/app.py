@@ -18,16 +18,16 @@ from typing import Any, Protocol
 import discord
 from discord import app_commands
 
-from bot import render_discord as render
-from bot.answers import next_talks
-from bot.cache import cache_dir, load_ready
-from bot.clock import Clock, ReplayClock, SystemClock
-from bot.commands import add_commands, message_args, send
 from bot.config import Settings
-from bot.errors import UserError
-from bot.render_text import render_summary, talk_line
-from bot.schedule import Schedule
-from bot.search import SearchIndex
+from bot.core.answers import next_talks
+from bot.core.cache import cache_dir, load_ready
+from bot.core.clock import Clock, ReplayClock, SystemClock
+from bot.core.errors import UserError
+from bot.core.render_text import render_summary, talk_line
+from bot.core.schedule import Schedule
+from bot.core.search import SearchIndex
+from bot.discord_ui import render
+from bot.discord_ui.commands import add_commands, message_args, send
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class SyncScope(Enum):
 
 
 def default_extensions(settings: Settings, schedule: Schedule, index: SearchIndex, clock: Clock) -> list[Extension]:
-    from bot.reminder_commands import ReminderExtension
+    from bot.discord_ui.reminders import ReminderExtension
 
     return [ReminderExtension(settings, schedule, clock)]
 
@@ -169,8 +169,8 @@ def _build(settings: Settings, schedule_path: Path, clock: Clock, scope: SyncSco
 
 def resumable_clock(clock: Clock, settings: Settings, schedule: Schedule) -> Clock:
     """A rehearsal's clock continues across restarts (its anchor lives in the state file)."""
-    from bot.reminders import continue_rehearsal
-    from bot.store import Store
+    from bot.reminders.plan import continue_rehearsal
+    from bot.state.store import Store
 
     if not isinstance(clock, ReplayClock):
         return clock

@@ -9,9 +9,9 @@ from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from bot.errors import AmbiguousQuery, AuthorNotFound, EmptyQuery, TalkNotFound
-from bot.schedule import Schedule, Session, Talk
-from bot.search import Author, SearchIndex, clearly_ahead
+from bot.core.errors import AmbiguousQuery, AuthorNotFound, EmptyQuery, TalkNotFound
+from bot.core.schedule import Schedule, Session, Talk
+from bot.core.search import Author, SearchIndex, clearly_ahead
 
 NEXT_COUNT = 3
 

@@ -124,3 +124,20 @@ def test_until_reads_like_a_person():
     assert until(now, now + dt.timedelta(minutes=65)) == "in 1 h 5 min"
     assert until(now, now - dt.timedelta(minutes=2)) == "2 min ago"
     assert until(now, now + dt.timedelta(days=3, hours=2)) == "in 3 days"
+
+
+def test_next_always_says_something_after_the_last_talk_has_started(schedule):
+    # 08:30 is the last Q&A; only a break is left before the session ends at 09:00.
+    for now, left in [(pst(8, 35), "in 25 min"), (pst(8, 45), "in 15 min")]:
+        text = render_next(next_talks(schedule, now), now, PST)
+        assert text == f"There are no more talks: Orals & Spotlights Track 28: Deep Learning ends at 09:00 PST ({left})."
+
+
+def test_now_names_the_chairs_of_the_running_session(schedule):
+    text = render_now(on_now(schedule, pst(7, 12)), pst(7, 12), PST)
+    assert "In Orals & Spotlights Track 28: Deep Learning — chairs: Oriol Vinyals, Guido Montufar" in text
+
+
+def test_before_the_session_its_chairs_are_named(schedule):
+    assert "Chaired by Oriol Vinyals and Guido Montufar." in render_now(on_now(schedule, pst(5)), pst(5), PST)
+    assert "Chaired by Oriol Vinyals and Guido Montufar." in render_next(next_talks(schedule, pst(5)), pst(5), PST)

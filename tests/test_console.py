@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 
 from bot.console.app import Console, run_console
 from bot.core.clock import FixedClock
@@ -91,3 +92,37 @@ def test_run_console_stops_at_quit(schedule, index):
     assert code == 0
     assert "Next up" not in out.getvalue()
     assert "starts on Thu 10 Dec 2020" in out.getvalue()
+
+
+def test_next_says_something_at_every_minute_of_the_session(schedule, index):
+    for minute in range(5 * 60, 10 * 60, 5):
+        now = pst(minute // 60, minute % 60)
+        assert console_at(schedule, index, now).handle("/next"), now
+    assert "no more talks" in console_at(schedule, index, pst(8, 35)).handle("/next")
+    assert "no more talks" in console_at(schedule, index, pst(8, 45)).handle("/next")
+
+
+def test_an_overlong_query_gets_a_kind_answer_at_once(schedule, index):
+    console = console_at(schedule, index, pst(5))
+    for command in ["/talk", "/abstract", "/author"]:
+        t0 = time.perf_counter()
+        text = console.handle(f"{command} " + "neural network dynamics " * 250)
+        assert time.perf_counter() - t0 < 0.05
+        assert "queries are at most 200 characters" in text
+
+
+def test_chairs_are_named_by_author_help_and_schedule(schedule, index):
+    console = console_at(schedule, index, pst(5))
+    assert console.handle("/author Oriol Vinyals").startswith("Oriol Vinyals — chair of Orals & Spotlights Track 28: Deep Learning")
+    assert "Orals & Spotlights Track 28: Deep Learning — chairs: Oriol Vinyals, Guido Montufar" in console.handle("/help")
+    assert "chairs: Oriol Vinyals, Guido Montufar" in console.handle("/schedule")
+    assert "chairs: Oriol Vinyals, Guido Montufar" in console_at(schedule, index, pst(6, 5)).handle("/now")
+
+
+def test_small_wrong_answers(schedule, index):
+    console = console_at(schedule, index, pst(5))
+    assert console.handle("/talk **bold**").startswith("No talk matches “**bold**”")
+    lines = console.handle("/author a").splitlines()
+    assert lines[0].startswith("No author matches “a”")
+    assert all(any(word.lower().startswith("a") for word in line.strip("- ").split()) for line in lines[1:])
+    assert "title" not in console.handle("/author")

@@ -11,7 +11,7 @@ import discord
 import pytest
 
 from bot.core import answers
-from bot.core.errors import AmbiguousQuery, TalkNotFound
+from bot.core.errors import AmbiguousQuery, QueryTooLong, TalkNotFound
 from bot.core.schedule import Schedule, parse_schedule
 from bot.core.search import SearchIndex
 from bot.discord_ui import render
@@ -45,7 +45,16 @@ def huge_schedule(count: int = 300) -> Schedule:
         )
     doc = {
         "conference": "Huge",
-        "sessions": [{"id": "huge", "name": "A very long session " * 20, "timezone": "America/Los_Angeles", "date": "2020-12-10", "items": items}],
+        "sessions": [
+            {
+                "id": "huge",
+                "name": "A very long session " * 20,
+                "timezone": "America/Los_Angeles",
+                "date": "2020-12-10",
+                "chairs": [f"Chair{k} {'Long' * 10} @everyone" for k in range(40)],
+                "items": items,
+            }
+        ],
     }
     return parse_schedule(json.dumps(doc), "<huge>")  # JSON is YAML
 
@@ -144,6 +153,36 @@ def test_help_and_apology(schedule: Schedule) -> None:
     assert render.render_apology().ephemeral
 
 
+def test_schedule_now_and_help_name_the_chairs(schedule: Schedule) -> None:
+    chairs = "Chairs: Oriol Vinyals, Guido Montufar"
+    assert chairs in all_text(render.render_agenda(answers.agenda(schedule)))
+    assert chairs in all_text(render.render_now(answers.on_now(schedule, pst(7, 12)), schedule, pst(7, 12)))
+    assert "Chaired by Oriol Vinyals and Guido Montufar" in all_text(render.render_now(answers.on_now(schedule, pst(5)), schedule, pst(5)))
+    assert chairs in all_text(render.render_help(schedule))
+
+
+def test_a_chair_is_shown_as_the_chair_of_their_session(schedule: Schedule, index: SearchIndex) -> None:
+    replies = render.render_author(answers.find_author(index, "Oriol Vinyals"), schedule)
+    assert_valid(replies)
+    embed = replies[0].embeds[0]
+    assert embed.title == "Oriol Vinyals"
+    assert "**Chair** of Orals & Spotlights Track 28: Deep Learning" in (embed.description or "")
+    assert "chair of Orals & Spotlights Track 28: Deep Learning" in (embed.footer.text or "")
+
+
+def test_next_after_the_last_talk_says_when_the_session_ends(schedule: Schedule) -> None:
+    now = pst(8, 45)
+    replies = render.render_next(answers.next_talks(schedule, now), schedule, now)
+    assert_valid(replies)
+    assert "There are no more talks: Orals & Spotlights Track 28: Deep Learning ends at 09:00 PST (in 15 min)." in all_text(replies)
+
+
+def test_an_overlong_query_is_answered_as_such() -> None:
+    replies = render.render_user_error(QueryTooLong(6000, 200))
+    assert_valid(replies)
+    assert replies[0].ephemeral and replies[0].embeds[0].title == "Query too long"
+
+
 # --------------------------------------------------------------------------- huge schedule
 
 
@@ -153,7 +192,7 @@ def test_huge_agenda_is_split_then_cut_with_a_note() -> None:
     assert_valid(replies)
     assert len(replies) == render.MAX_MESSAGES
     assert "not shown" in (replies[-1].content or "")
-    shown = sum(e.description.count("\n") + 1 for r in replies for e in r.embeds)
+    shown = sum(e.description.count("<t:") for r in replies for e in r.embeds)
     assert f"{len(big.talks) - shown} more items are not shown" in replies[-1].content
     assert sum(len(r.embeds) for r in replies) > render.MAX_MESSAGES  # several embeds per message
     assert "(continued)" in all_text(replies)
@@ -167,6 +206,18 @@ def test_small_enough_agenda_is_split_without_a_note() -> None:
     assert_valid(replies)
     assert len(replies) >= 2 and not any(r.content for r in replies)
     assert sum(e.description.count("<t:") for r in replies for e in r.embeds if e.description) == 60
+
+
+def test_huge_chairs_stay_within_limits() -> None:
+    big = huge_schedule()
+    for replies in (
+        render.render_agenda(answers.agenda(big)),
+        render.render_help(big),
+        render.render_now(answers.on_now(big, big.talks[5].start), big, big.talks[5].start),
+        render.render_next(answers.next_talks(big, big.talks[0].start - dt.timedelta(hours=1)), big, big.talks[0].start - dt.timedelta(hours=1)),
+    ):
+        assert_valid(replies)
+        assert "Chair" in all_text(replies) and "@everyone" not in all_text(replies)
 
 
 def test_huge_talks_and_authors_stay_within_limits() -> None:
@@ -188,10 +239,11 @@ def test_huge_talks_and_authors_stay_within_limits() -> None:
 def test_an_author_with_hundreds_of_talks() -> None:
     big = huge_schedule()
     author = huge_index().authors[0]
-    many = type(author)(author.key, author.name, big.talks)
+    many = type(author)(author.key, author.name, big.talks, big.sessions * 50)
     replies = render.render_author(many, big)
     assert_valid(replies)
-    assert "more talks" in all_text(replies)
+    assert "more" in all_text(replies)
+    assert "Chair" in replies[0].embeds[0].description
 
 
 @pytest.mark.parametrize("query", ["", "lorem", "x" * 300, "Author17"])

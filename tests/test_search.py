@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import json
+import time
+
 import pytest
 
-from bot.core.answers import find_author, find_talk, suggest_authors, suggest_talks
-from bot.core.errors import AmbiguousQuery, AuthorNotFound, EmptyQuery, TalkNotFound
+from bot.core.answers import QUERY_MAX, find_author, find_talk, suggest_authors, suggest_talks
+from bot.core.errors import AmbiguousQuery, AuthorNotFound, EmptyQuery, QueryTooLong, TalkNotFound
+from bot.core.schedule import Schedule, parse_schedule
+from bot.core.search import SearchIndex
 from bot.core.text import fold, plain_text
 from tests.conftest import pst
 
@@ -171,3 +178,172 @@ def test_latex_renders_readably():
     assert plain_text("the medium ``bends'' waves") == "the medium “bends” waves"
     assert plain_text(r"of \emph{controlled differential equations}") == "of controlled differential equations"
     assert plain_text("$N$-pendulums") == "N-pendulums"
+
+
+# --------------------------------------------------------------------------- long queries
+
+
+@pytest.mark.parametrize("lookup", [find_talk, find_author])
+def test_an_overlong_query_is_refused_kindly_and_at_once(index, lookup):
+    words = "deep learning neural networks dynamics " * 150  # 6,000 characters
+    t0 = time.perf_counter()
+    with pytest.raises(QueryTooLong) as info:
+        lookup(index, words)
+    assert time.perf_counter() - t0 < 0.05
+    assert "queries are at most 200 characters" in str(info.value)
+
+
+def test_a_query_of_the_longest_allowed_length_is_searched(index):
+    title = "Simplifying Hamiltonian and Lagrangian Neural Networks via Explicit Constraints"
+    query = (title + " ") * (QUERY_MAX // (len(title) + 1))
+    assert len(query.strip()) <= QUERY_MAX
+    assert find_talk(index, query).id == "hamiltonian-lagrangian-constraints"
+
+
+def test_autocomplete_reads_only_the_first_200_characters(index):
+    t0 = time.perf_counter()
+    choices = suggest_talks(index, "Compositional Explanations of Neurons " * 150, pst(5))
+    assert time.perf_counter() - t0 < 0.2
+    assert choices and choices[0].value == "compositional-explanations"
+
+
+# --------------------------------------------------------------------------- chairs
+
+
+def test_a_chair_is_found_as_the_chair_of_their_session(index, schedule):
+    (session,) = schedule.sessions
+    for query in ["Oriol Vinyals", "vinyals", "oriol vinyals", "Montufar"]:
+        person = find_author(index, query)
+        assert person.chaired == (session,), query
+        assert person.talks == ()
+    first = suggest_authors(index, "vinyals", pst(5))[0]
+    assert first.name == "Oriol Vinyals · chair of Orals & Spotlights Track 28: Deep Learning"
+    assert find_author(index, first.value).name == "Oriol Vinyals"
+
+
+def test_a_chair_who_also_authors_a_talk_is_both():
+    text = """\
+sessions:
+  - id: s1
+    name: Session One
+    chairs: [Ada Lovelace, Charles Babbage]
+    date: 2020-12-10
+    timezone: America/Los_Angeles
+    items:
+      - id: first
+        kind: oral
+        start: 2020-12-10T06:00:00-08:00
+        end: 2020-12-10T06:15:00-08:00
+        title: First talk
+        authors: [Ada Lovelace]
+"""
+    small = parse_schedule(text)
+    index = SearchIndex(small)
+    ada = find_author(index, "lovelace")
+    assert [t.id for t in ada.talks] == ["first"] and [s.id for s in ada.chaired] == ["s1"]
+    assert suggest_authors(index, "lovelace", pst(5))[0].name == "Ada Lovelace · 1 talk, chair of Session One"
+    assert len(index.authors) == 2
+
+
+# --------------------------------------------------------------------------- names in every script
+
+WORLD_NAMES = [
+    "王小明",  # Chinese
+    "王大明",
+    "山田太郎",  # Japanese
+    "佐藤 花子",
+    "Дмитрий Ветров",  # Cyrillic
+    "Дмитрий Иванов",
+    "Γιάννης Παπαδόπουλος",  # Greek
+    "محمد علي",  # Arabic
+    "דוד לוי",  # Hebrew
+    "Ivan Dokmanić",
+]
+
+
+@functools.cache
+def world() -> tuple[Schedule, SearchIndex]:
+    start = dt.datetime(2020, 12, 10, 6, tzinfo=dt.timezone(dt.timedelta(hours=-8)))
+    items = [
+        {
+            "id": f"t{i}",
+            "kind": "oral",
+            "start": (start + dt.timedelta(minutes=10 * i)).isoformat(),
+            "end": (start + dt.timedelta(minutes=10 * i + 10)).isoformat(),
+            "title": f"Talk number {i}",
+            "authors": [name],
+        }
+        for i, name in enumerate(WORLD_NAMES)
+    ]
+    doc = {"sessions": [{"id": "w", "name": "World", "timezone": "America/Los_Angeles", "date": "2020-12-10", "items": items}]}
+    schedule = parse_schedule(json.dumps(doc), "<world>")  # JSON is YAML
+    return schedule, SearchIndex(schedule)
+
+
+def test_folding_keeps_every_script_and_strips_latin_accents():
+    folded = [fold(name) for name in WORLD_NAMES]
+    assert all(folded) and len(set(folded)) == len(WORLD_NAMES)
+    assert fold("Dokmanić") == fold("dokmanic") == "dokmanic"
+    assert fold("Γιάννης") == fold("γιαννης")
+    assert fold("山田 太郎") == fold("山田太郎")
+
+
+def test_authors_in_every_script_stay_distinct():
+    _, index = world()
+    assert sorted(a.name for a in index.authors) == sorted(WORLD_NAMES)
+    assert all(len(a.talks) == 1 for a in index.authors)
+
+
+@pytest.mark.parametrize("name", WORLD_NAMES)
+def test_an_author_in_any_script_is_found_by_their_exact_name(name):
+    schedule, index = world()
+    assert find_author(index, name).name == name
+    first = suggest_authors(index, name, schedule.talks[0].start)[0]
+    assert first.name.startswith(name)
+    assert find_author(index, first.value).name == name
+
+
+@pytest.mark.parametrize(
+    ("typed", "name"),
+    [
+        ("王小", "王小明"),
+        ("山田", "山田太郎"),
+        ("佐藤花子", "佐藤 花子"),
+        ("ветров", "Дмитрий Ветров"),
+        ("Иванов", "Дмитрий Иванов"),
+        ("παπαδοπουλος", "Γιάννης Παπαδόπουλος"),
+        ("علي", "محمد علي"),
+        ("לוי", "דוד לוי"),
+    ],
+)
+def test_autocomplete_finds_an_author_in_any_script_as_it_is_typed(typed, name):
+    schedule, index = world()
+    assert suggest_authors(index, typed, schedule.talks[0].start)[0].name.startswith(name)
+
+
+# --------------------------------------------------------------------------- small wrong answers
+
+
+@pytest.mark.parametrize("query", ["**bold**", "the of", "***", "_", "a"])
+def test_markdown_punctuation_or_stopwords_find_no_talk(index, query):
+    with pytest.raises(TalkNotFound):
+        find_talk(index, query)
+
+
+def test_one_letter_suggests_only_names_with_a_word_starting_with_it(index):
+    choices = suggest_authors(index, "a", pst(5))
+    assert choices
+    for choice in choices:
+        name = choice.name.split(" · ")[0]
+        assert any(word.startswith("a") for word in fold(name).split()), name
+    with pytest.raises(AuthorNotFound) as info:
+        find_author(index, "a")
+    assert info.value.suggestions
+    assert all(any(w.startswith("a") for w in fold(name).split()) for name in info.value.suggestions)
+
+
+def test_empty_author_query_asks_for_a_name_not_a_title_word(index):
+    with pytest.raises(EmptyQuery) as info:
+        find_author(index, "  ")
+    assert "title" not in str(info.value)
+    assert "name" in str(info.value)

@@ -32,7 +32,7 @@ HELP = """Commands (the same as on Discord):
   /schedule          the whole session
   /talk QUERY        a talk by title words, author or topic (typos are fine)
   /abstract QUERY    the same, with the full abstract
-  /author NAME       an author's talks (full name, surname, with or without accents)
+  /author NAME       an author's talks, a chair's sessions (name or surname, accents optional)
   /help              this list
   /quit              leave (or Ctrl-D)"""
 
@@ -71,7 +71,7 @@ class Console:
             "talk": lambda q: render_text.render_talk(answers.find_talk(self.index, q), self.schedule, self.tz, abstract=False),
             "abstract": lambda q: render_text.render_talk(answers.find_talk(self.index, q), self.schedule, self.tz),
             "author": lambda q: render_text.render_author(answers.find_author(self.index, q), self.clock.now(), self.tz),
-            "help": lambda _: HELP,
+            "help": lambda _: "\n\n".join(filter(None, [HELP, render_text.render_chairs(self.schedule.sessions)])),
             "time": lambda _: f"The clock shows {self.clock.now().astimezone(self.tz):%a %-d %b %Y %H:%M:%S %Z}.",
         }
 

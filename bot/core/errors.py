@@ -37,6 +37,21 @@ class AmbiguousQuery(UserError):
         self.query = query
 
 
+_ASK_FOR = {
+    "a talk": "Type a few words to look up a talk, for example a word from its title or an author's surname.",
+    "an author": "Type a name to look up an author or a session chair, for example a surname.",
+}
+
+
 class EmptyQuery(UserError):
     def __init__(self, what: str = "a talk") -> None:
-        super().__init__(f"Type a few words to look up {what}, for example a title word or a surname.")
+        super().__init__(_ASK_FOR.get(what, f"Type a few words to look up {what}."))
+
+
+class QueryTooLong(UserError):
+    """More text than any title or name: refused before searching, which would take seconds."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"That query has {length:,} characters; queries are at most {limit} characters. Try a few words from a title or a name.")
+        self.length = length
+        self.limit = limit

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import textwrap
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from bot.core.answers import NextAnswer, NowAnswer, Phase, until
+from bot.core.answers import NextAnswer, NowAnswer, Phase, author_role, until
 from bot.core.schedule import Schedule, Session, Talk
 from bot.core.search import Author
 from bot.core.text import shorten
@@ -29,12 +30,27 @@ def span(talk: Talk, tz: ZoneInfo) -> str:
     return f"{start:%a %-d %b} {start:%H:%M}–{end:%H:%M} {start.tzname()}"
 
 
+def session_span(session: Session, tz: ZoneInfo) -> str:
+    start, end = session.start.astimezone(tz), session.end.astimezone(tz)
+    return f"{start:%a %-d %b} {start:%H:%M}–{end:%H:%M} {start.tzname()}"
+
+
+def names_and(names: Sequence[str]) -> str:
+    """'A', 'A and B', 'A, B and C'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def chairs_sentence(session: Session) -> str:
+    return f" Chaired by {names_and(session.chairs)}." if session.chairs else ""
+
+
 def phase_line(phase: Phase, last: Session | None, nxt: Session | None, now: dt.datetime, tz: ZoneInfo) -> str:
     """The plain sentence for where we are in the programme, or '' while a session runs."""
     if phase is Phase.BEFORE and nxt:
-        return f"{nxt.name} starts on {day(nxt.start, tz)} at {clock_time(nxt.start, tz)} ({until(now, nxt.start)})."
+        return f"{nxt.name} starts on {day(nxt.start, tz)} at {clock_time(nxt.start, tz)} ({until(now, nxt.start)}).{chairs_sentence(nxt)}"
     if phase is Phase.BETWEEN and last and nxt:
-        return f"{last.name} ended on {day(last.end, tz)}. Next: {nxt.name}, {day(nxt.start, tz)} at {clock_time(nxt.start, tz)}."
+        when = f"{day(nxt.start, tz)} at {clock_time(nxt.start, tz)}"
+        return f"{last.name} ended on {day(last.end, tz)}. Next: {nxt.name}, {when}.{chairs_sentence(nxt)}"
     if phase is Phase.AFTER and last:
         return f"{last.name} ended on {day(last.end, tz)} at {clock_time(last.end, tz)}. There are no more talks."
     return ""
@@ -45,12 +61,27 @@ def talk_line(talk: Talk, now: dt.datetime, tz: ZoneInfo) -> str:
     return f"{clock_time(talk.start, tz)} ({until(now, talk.start)}) [{talk.kind.label}] {talk.display_title}{who}"
 
 
+def no_more_talks(answer: NextAnswer, now: dt.datetime, tz: ZoneInfo) -> str:
+    """What /next says when no talk is left: when the running session ends, if one runs."""
+    if not answer.running:
+        return "There are no more talks."
+    ends = max(s.end for s in answer.running)
+    names = names_and([s.name for s in answer.running])
+    return f"There are no more talks: {names} end{'s' * (len(answer.running) == 1)} at {clock_time(ends, tz)} ({until(now, ends)})."
+
+
 def render_next(answer: NextAnswer, now: dt.datetime, tz: ZoneInfo) -> str:
     lines = [phase_line(answer.phase, answer.last_session, answer.next_session, now, tz)]
     if answer.talks:
         lines.append("Next up:")
         lines += [f"  {talk_line(t, now, tz)}" for t in answer.talks]
+    elif not lines[0]:
+        lines.append(no_more_talks(answer, now, tz))
     return "\n".join(line for line in lines if line)
+
+
+def chairs_line(session: Session) -> str:
+    return f"{session.name} — chairs: {', '.join(session.chairs)}"
 
 
 def render_now(answer: NowAnswer, now: dt.datetime, tz: ZoneInfo) -> str:
@@ -58,6 +89,7 @@ def render_now(answer: NowAnswer, now: dt.datetime, tz: ZoneInfo) -> str:
     if answer.current:
         for talk in answer.current:
             lines.append(f"On now: [{talk.kind.label}] {talk.display_title} (until {clock_time(talk.end, tz)}, ends {until(now, talk.end)})")
+        lines += [f"In {chairs_line(s)}" for s in answer.running if s.chairs]
     else:
         lines.append(phase_line(answer.phase, answer.last_session, answer.next_session, now, tz) or "Nothing is on right now.")
     if answer.following:
@@ -99,9 +131,22 @@ def teaser(abstract: str, limit: int = 160) -> str:
 
 
 def render_author(author: Author, now: dt.datetime, tz: ZoneInfo) -> str:
-    lines = [f"{author.name} — {len(author.talks)} talk{'s' * (len(author.talks) != 1)}"]
+    lines = [f"{author.name} — {author_role(author)}"]
+    for session in author.chaired:
+        lines.append(f"  {session_span(session, tz)} ({until(now, session.start)}) [Chair] {session.name}")
     for talk in author.talks:
         lines.append(f"  {span(talk, tz)} ({until(now, talk.start)}) [{talk.kind.label}] {talk.display_title}")
+    return "\n".join(lines)
+
+
+def render_chairs(sessions: Sequence[Session], most: int = 10) -> str:
+    """The chairs of each session, for /help; '' when no session names any."""
+    chaired = [s for s in sessions if s.chairs]
+    if not chaired:
+        return ""
+    lines = ["Chairs:", *(f"  {chairs_line(s)}" for s in chaired[:most])]
+    if len(chaired) > most:
+        lines.append(f"  … and {len(chaired) - most} more sessions (/schedule lists them)")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ Title and author hits weigh three times an abstract hit, so titles outrank abstr
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from bisect import bisect_left
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from bot.core.schedule import Schedule, Talk, gc_paused
+from bot.core.schedule import Schedule, Session, Talk, gc_paused
 from bot.core.text import fold, words
 
 TITLE, AUTHOR, ABSTRACT = 0, 1, 2
@@ -73,9 +74,12 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class Author:
+    """A person of the schedule: the talks they author and the sessions they chair (either may be empty)."""
+
     key: str
     name: str
     talks: tuple[Talk, ...]
+    chaired: tuple[Session, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +95,12 @@ class TokenIndex:
     per-document vectors, so a query costs a few vector operations, not a Python loop per posting.
     """
 
-    def __init__(self, docs: Iterable[Iterable[tuple[int, Iterable[str]]]]) -> None:
-        """`docs`: per document, (field, words) pairs; the words already folded."""
+    def __init__(self, docs: Iterable[Iterable[tuple[int, Iterable[str]]]], *, min_prefix: int = 2) -> None:
+        """`docs`: per document, (field, words) pairs; the words already folded.
+
+        `min_prefix`: how many letters a half-typed last word needs before it stands for its completions.
+        """
+        self.min_prefix = min_prefix
         words: list[str] = []  # each document field's distinct words, one after another
         segments: list[int] = []  # how many words each (document, field) added
         seg_docs: list[int] = []
@@ -158,7 +166,7 @@ class TokenIndex:
         exact = self.vocab.get(token)
         if exact is not None:
             found[exact] = 1.0
-        if len(token) >= (2 if is_last else 4):
+        if len(token) >= (self.min_prefix if is_last else 4):
             lo = bisect_left(self.sorted_terms, token)
             hi = bisect_left(self.sorted_terms, token + "\uffff", lo)
             ids = self.sorted_ids[lo:hi]
@@ -213,7 +221,7 @@ class TokenIndex:
         is scaled down, so two abstract words can beat one title word.
         """
         words = query.split()
-        tokens = [t for t in words if t not in STOPWORDS and (len(t) > 1 or t.isdigit())] or words
+        tokens = [t for t in words if _is_content(t)] or words
         if not tokens:
             return None
         gains = np.zeros(self.size, np.float32)
@@ -250,8 +258,19 @@ def top_k(shares: np.ndarray | None, k: int) -> list[tuple[int, float]]:
     return list(zip(docs.tolist(), shares[docs].tolist(), strict=True))
 
 
-def _author_key(folded_name: str) -> str:
-    return re.sub(r"\s+", "-", folded_name)[:100] or "author"
+def _author_key(name: str) -> str:
+    """A stable id for a name: its folded words joined by '-', or a digest for a name with no letters at all."""
+    key = "-".join(fold(name).split())[:100]
+    return key or "author-" + hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
+
+
+def _is_content(token: str) -> bool:
+    return token not in STOPWORDS and (len(token) > 1 or token.isdigit())
+
+
+def content_words(query: str) -> list[str]:
+    """The words of a query that can find something: no stopwords, no lone letters, no punctuation."""
+    return [t for t in fold(query).split() if _is_content(t)]
 
 
 class SearchIndex:
@@ -273,23 +292,33 @@ class SearchIndex:
             for t, title in zip(self.talks, self._titles, strict=True)
         )
         self._talk_index = TokenIndex(fields)
-        self.authors = self._collect_authors(self.talks)
+        self.authors = self._collect_authors(schedule)
         self._by_key = {a.key: a for a in self.authors}
         self._author_names = [fold(a.name) for a in self.authors]
-        self._author_index = TokenIndex(((AUTHOR, name.split()),) for name in self._author_names)
+        # One typed letter already narrows the names to those with a word starting with it.
+        self._author_index = TokenIndex((((AUTHOR, name.split()),) for name in self._author_names), min_prefix=1)
 
     @staticmethod
-    def _collect_authors(talks: Iterable[Talk]) -> list[Author]:
+    def _collect_authors(schedule: Schedule) -> list[Author]:
+        """Everyone who authors a talk or chairs a session, once each (by folded name)."""
         names: dict[str, str] = {}
         talks_of: dict[str, list[Talk]] = defaultdict(list)
-        for talk in talks:
+        chaired: dict[str, list[Session]] = defaultdict(list)
+        for talk in schedule.talks:
             for name in talk.authors:
-                key = _author_key(fold(name))
+                key = _author_key(name)
                 names.setdefault(key, name)
                 mine = talks_of[key]
                 if not mine or mine[-1] is not talk:  # talks come one at a time: a repeat is the last one
                     mine.append(talk)
-        return [Author(key, names[key], tuple(talks_of[key])) for key in names]
+        for session in schedule.sessions:
+            for name in session.chairs:
+                key = _author_key(name)
+                names.setdefault(key, name)
+                sessions = chaired[key]
+                if not sessions or sessions[-1] is not session:  # a name listed twice as a chair of one session
+                    sessions.append(session)
+        return [Author(key, names[key], tuple(talks_of.get(key, ())), tuple(chaired.get(key, ()))) for key in names]
 
     # ------------------------------------------------------------------ talks
 
@@ -343,7 +372,7 @@ class SearchIndex:
         return self._by_key.get(key)
 
     def author_named(self, name: str) -> Author | None:
-        return self._by_key.get(_author_key(fold(name)))
+        return self._by_key.get(_author_key(name))
 
     def find_authors(self, query: str, limit: int = 10) -> list[AuthorMatch]:
         q = fold(query)
@@ -359,6 +388,8 @@ class SearchIndex:
 
     def close_authors(self, query: str, limit: int = 3) -> list[Author]:
         q = fold(query)
+        if len(q) == 1:  # a lone letter looks like every name a little: offer names with a word starting with it
+            return [m.author for m in self.find_authors(q, limit)]
         hits = process.extract(q, self._author_names, scorer=fuzz.WRatio, limit=limit, score_cutoff=50) if q else []
         return [self.authors[i] for _, _, i in hits]
 

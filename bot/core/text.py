@@ -60,17 +60,48 @@ def plain_text(text: str) -> str:
 _EXTRA_FOLD = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe", "ı": "i", "ß": "ss"})
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
+# Accents are dropped: the combining diacritics of Latin, Greek and Cyrillic, Hebrew points,
+# Arabic vowel marks and the Arabic tatweel (so "ё" folds to "е" and "й" to "и", on both sides of a search).
+_ACCENTS = re.compile(
+    "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+    "\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7"
+    "\u0610-\u061a\u0640\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed]+"
+)
 
-_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+
+def _mark_ranges() -> str:
+    """A regex class body of the Basic Multilingual Plane's marks (Devanagari vowel signs, Thai tones, ...)."""
+    marks = [c for c in range(0x300, 0x10000) if unicodedata.category(chr(c)).startswith("M")]
+    ranges: list[list[int]] = []
+    for code in marks:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(re.escape(chr(a)) + (f"-{re.escape(chr(b))}" if b > a else "") for a, b in ranges)
+
+
+# Any letter or digit of any script is part of a word, and so are the marks that some scripts
+# write inside words (left after the accents above are gone); everything else separates words.
+_SEPARATORS = re.compile(f"(?:[^\\w{_mark_ranges()}]|_)+")
+# Chinese and Japanese do not separate words with spaces: "山田 太郎" and "山田太郎" are one name.
+_HAN_KANA = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK_GAP = re.compile(f"(?<=[{_HAN_KANA}]) (?=[{_HAN_KANA}])")
 
 
 def fold(text: str) -> str:
-    """Lowercase, strip accents and punctuation: 'Dokmanić' -> 'dokmanic', '$L_2$' -> 'l2'."""
+    """Lowercase, strip accents and punctuation, keep every script's letters.
+
+    'Dokmanić' -> 'dokmanic', '$L_2$' -> 'l2', 'Γιάννης' -> 'γιαννησ', '王 小明' -> '王小明'.
+    """
     text = plain_text(text)
     if text.isascii():
         return _NON_WORD.sub(" ", text.lower()).strip()
     text = unicodedata.normalize("NFKD", text).casefold().translate(_EXTRA_FOLD)
-    return _NON_WORD.sub(" ", _COMBINING.sub("", text)).strip()
+    # NFC puts back together what NFKD split and is no accent: Hangul syllables, kana with voicing marks.
+    text = unicodedata.normalize("NFC", _ACCENTS.sub("", text))
+    text = _SEPARATORS.sub(" ", text).strip()
+    return _CJK_GAP.sub("", text) if " " in text else text
 
 
 _WORD = re.compile(r"[0-9a-z]+")

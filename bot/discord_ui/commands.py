@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 CHOICES_MAX = 25
 CHOICE_NAME_MAX = 100
 CHOICE_VALUE_MAX = 100
-QUERY_CHARS = 200  # autocomplete looks at this much of what is typed, to stay cheap
+# Discord's client refuses a longer query (the option's max_length); autocomplete gets the partial
+# text unchecked, so it looks at only this much of it, to stay cheap.
+QUERY_CHARS = answers.QUERY_MAX
+Query = app_commands.Range[str, 1, QUERY_CHARS]
 
 
 async def send(interaction: discord.Interaction, replies: Sequence[render.Reply]) -> None:
@@ -89,19 +92,19 @@ def add_commands(tree: app_commands.CommandTree, schedule: Schedule, index: Sear
     @tree.command(name="talk", description="One talk: time, authors and abstract")
     @app_commands.describe(query="Words from the title, an author or the abstract; pick from the list for an exact match")
     @app_commands.autocomplete(query=talks)
-    async def talk_(interaction: discord.Interaction, query: str) -> None:
+    async def talk_(interaction: discord.Interaction, query: Query) -> None:
         await send(interaction, render.render_talk(answers.find_talk(index, query), schedule))
 
     @tree.command(name="abstract", description="The full abstract of a talk")
     @app_commands.describe(query="Words from the title, an author or the abstract; pick from the list for an exact match")
     @app_commands.autocomplete(query=talks)
-    async def abstract_(interaction: discord.Interaction, query: str) -> None:
+    async def abstract_(interaction: discord.Interaction, query: Query) -> None:
         await send(interaction, render.render_talk(answers.find_talk(index, query), schedule, full_abstract=True))
 
-    @tree.command(name="author", description="The talks of one author")
-    @app_commands.describe(name="A name or surname, with or without accents")
+    @tree.command(name="author", description="The talks of one author, or the sessions of one chair")
+    @app_commands.describe(name="An author's or a session chair's name or surname, with or without accents")
     @app_commands.autocomplete(name=authors)
-    async def author_(interaction: discord.Interaction, name: str) -> None:
+    async def author_(interaction: discord.Interaction, name: Query) -> None:
         await send(interaction, render.render_author(answers.find_author(index, name), schedule))
 
     @tree.command(name="help", description="What this bot can answer")

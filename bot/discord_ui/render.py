@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import discord
 from discord.utils import escape_markdown, escape_mentions, format_dt
 
-from bot.core.answers import NextAnswer, NowAnswer
-from bot.core.errors import AmbiguousQuery, EmptyQuery, UserError
-from bot.core.render_text import day, phase_line
+from bot.core.answers import NextAnswer, NowAnswer, author_role
+from bot.core.errors import AmbiguousQuery, EmptyQuery, QueryTooLong, UserError
+from bot.core.render_text import day, no_more_talks, phase_line
 from bot.core.schedule import Schedule, Session, Talk
 from bot.core.search import Author
 
@@ -36,6 +36,7 @@ AGENDA_CHUNK = 2600  # description per agenda embed: two such embeds fit one mes
 AGENDA_TITLE_CHARS = 110  # a title in an agenda line
 MAX_MESSAGES = 5  # one response and at most four follow-ups for a long /schedule
 SHORT_ABSTRACT = 700  # /talk shows this much; /abstract shows it all
+CHAIRS_CHARS = 300  # a session's chairs, wherever they are named
 
 NO_PINGS = discord.AllowedMentions.none()
 COLOUR = discord.Colour.blurple()
@@ -110,6 +111,14 @@ def authors_text(talk: Talk, limit: int = FIELD_VALUE_MAX) -> str:
     return join_fitting([clean(a) for a in talk.authors], limit)
 
 
+def chairs_text(session: Session, limit: int = CHAIRS_CHARS) -> str:
+    """'Chairs: A, B' (escaped, cut to `limit`), or '' for a session without chairs."""
+    if not session.chairs:
+        return ""
+    label = "Chair: " if len(session.chairs) == 1 else "Chairs: "
+    return label + join_fitting([clean(c) for c in session.chairs], limit - len(label))
+
+
 def ensure_fits(embed: discord.Embed) -> discord.Embed:
     """Last guard on the 6000 total: shorten the description by whatever is over."""
     excess = len(embed) - EMBED_TOTAL_MAX
@@ -150,12 +159,19 @@ def render_next(answer: NextAnswer, schedule: Schedule, now: dt.datetime) -> lis
     for talk in answer.talks:
         _talk_field(embed, talk, schedule)
     if not answer.talks:
-        embed.description = embed.description or "There are no more talks."
+        embed.description = embed.description or fit(clean(no_more_talks(answer, now, schedule.timezone)), DESCRIPTION_MAX)
     return one(embed)
 
 
+def _running_text(sessions: Sequence[Session]) -> str:
+    """Each running session with its chairs: '**Track 28** · Chairs: A, B'."""
+    lines = [f"**{fit(clean(s.name), 200)}**" + (f" · {chairs_text(s)}" if s.chairs else "") for s in sessions]
+    return join_fitting(lines, FIELD_VALUE_MAX, sep="\n", more="and {n} more sessions")
+
+
 def render_now(answer: NowAnswer, schedule: Schedule, now: dt.datetime) -> list[Reply]:
-    embed = _embed("On now" if answer.current else "Nothing is on right now", "" if answer.current else _phase(answer, now, schedule))
+    description = _running_text(answer.running) if answer.current else _phase(answer, now, schedule)
+    embed = _embed("On now" if answer.current else "Nothing is on right now", description)
     for talk in answer.current:
         ends = f"until {format_dt(talk.end, 't')} (ends {format_dt(talk.end, 'R')}) · {zone_of(talk, schedule)}"
         value = ends + (f"\n{authors_text(talk, FIELD_VALUE_MAX - len(ends) - 1)}" if talk.authors else "")
@@ -186,11 +202,12 @@ def render_talk(talk: Talk, schedule: Schedule, *, full_abstract: bool = False) 
 
 
 def render_author(author: Author, schedule: Schedule) -> list[Reply]:
-    count = len(author.talks)
-    lines = [f"{format_dt(t.start, 'f')} ({format_dt(t.start, 'R')}) · {headline(t, 300)}" for t in author.talks]
-    embed = _embed(clean(author.name), join_fitting(lines, DESCRIPTION_MAX - 100, sep="\n", more="and {n} more talks"))
-    zones = sorted({zone_of(t, schedule) for t in author.talks})
-    embed.set_footer(text=fit(f"{count} talk{'s' * (count != 1)} · times in your own zone · sessions in {', '.join(zones)}", FOOTER_MAX))
+    """An author's talks and a chair's sessions (a person may be both), times in the reader's zone."""
+    lines = [f"**Chair** of {fit(clean(s.name), 200)} · {format_dt(s.start, 'f')} ({format_dt(s.start, 'R')})" for s in author.chaired]
+    lines += [f"{format_dt(t.start, 'f')} ({format_dt(t.start, 'R')}) · {headline(t, 300)}" for t in author.talks]
+    embed = _embed(clean(author.name), join_fitting(lines, DESCRIPTION_MAX - 100, sep="\n", more="and {n} more"))
+    zones = sorted({zone_of(t, schedule) for t in author.talks} | {s.timezone.key for s in author.chaired})
+    embed.set_footer(text=fit(f"{clean(author_role(author))} · times in your own zone · sessions in {', '.join(zones)}", FOOTER_MAX))
     return one(embed)
 
 
@@ -201,10 +218,13 @@ def render_help(schedule: Schedule) -> list[Reply]:
         "`/schedule` the whole programme",
         "`/talk query` one talk: time, authors, abstract (pick from the list as you type)",
         "`/abstract query` a talk's full abstract",
-        "`/author name` an author's talks",
+        "`/author name` an author's talks, or the sessions a chair chairs",
         "`/help` this message",
     ]
     embed = _embed(f"{clean(schedule.name)} bot", "\n".join(lines))
+    chaired = [f"{fit(clean(s.name), 200)} · {chairs_text(s)}" for s in schedule.sessions if s.chairs]
+    if chaired:
+        _field(embed, "Session chairs", join_fitting(chaired, FIELD_VALUE_MAX, sep="\n", more="and {n} more sessions (see `/schedule`)"))
     embed.set_footer(text=fit(f"Times show in your own zone; the session runs in {schedule.timezone.key}.", FOOTER_MAX))
     return one(embed, ephemeral=True)
 
@@ -215,7 +235,8 @@ def render_user_error(err: UserError) -> list[Reply]:
     if err.suggestions:
         text += "\n" + join_fitting([f"• {fit(clean(s), 200)}" for s in err.suggestions], DESCRIPTION_MAX - len(text) - 1, sep="\n")
         text += "\n*Tip: pick an entry from the list that appears as you type.*"
-    title = "Please be more specific" if isinstance(err, AmbiguousQuery) else "Nothing to look up" if isinstance(err, EmptyQuery) else "Not found"
+    titles = {AmbiguousQuery: "Please be more specific", EmptyQuery: "Nothing to look up", QueryTooLong: "Query too long"}
+    title = titles.get(type(err), "Not found")
     return one(_embed(title, text, ERROR_COLOUR), ephemeral=True)
 
 
@@ -250,22 +271,23 @@ def _session_chunks(session: Session) -> Iterator[_Chunk]:
         FOOTER_MAX,
     )
     title = fit(clean(session.name), TITLE_MAX)
+    head = [f"*{chairs_text(session)}*"] if session.chairs else []  # the first embed names the chairs
     lines: list[str] = []
-    size = 0
+    size = sum(len(line) + 1 for line in head)
     for talk in session.items:
         line = _agenda_line(talk)
         if lines and size + len(line) + 1 > AGENDA_CHUNK:
-            yield _agenda_chunk(title, lines, footer)
+            yield _agenda_chunk(title, head, lines, footer)
             title = fit(clean(session.name), TITLE_MAX - len(" (continued)")) + " (continued)"
-            lines, size = [], 0
+            head, lines, size = [], [], 0
         lines.append(line)
         size += len(line) + 1
     if lines:
-        yield _agenda_chunk(title, lines, footer)
+        yield _agenda_chunk(title, head, lines, footer)
 
 
-def _agenda_chunk(title: str, lines: list[str], footer: str) -> _Chunk:
-    embed = _embed(title, "\n".join(lines))
+def _agenda_chunk(title: str, head: list[str], lines: list[str], footer: str) -> _Chunk:
+    embed = _embed(title, "\n".join(head + lines))
     embed.set_footer(text=footer)
     return _Chunk(embed, len(lines))
 

@@ -156,6 +156,8 @@ def build_options(
         if name == focused:
             option["focused"] = True
             option["value"] = str(value)
+        elif otype == 3:
+            _check_length(odef, str(value))
         elif otype in (6, 7, 8, 9):
             option["value"] = str(value)
             _resolve(resolved, otype, int(value), guild)
@@ -177,6 +179,13 @@ def build_options(
     for part, ptype in reversed(nested):
         options = [{"name": part, "type": ptype, "options": options}]
     return options, resolved
+
+
+def _check_length(odef: dict[str, Any], value: str) -> None:
+    """Discord's client will not send a string outside the option's min_length/max_length."""
+    lo, hi = odef.get("min_length", 0), odef.get("max_length", 6000)
+    if not lo <= len(value) <= hi:
+        raise ValueError(f"option {odef.get('name')!r} takes {lo}–{hi} characters, not {len(value)}: Discord's client would not send this")
 
 
 def defs_for(defs: list[dict[str, Any]], path: list[str]) -> list[dict[str, Any]]:

@@ -10,16 +10,21 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.parser import isoparse
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Secret, Settings, load_settings
 from bot.core.clock import Clock, make_clock
 from bot.core.render_text import render_summary
 from bot.core.schedule import Schedule, ScheduleError, load_schedule
+from bot.logsafety import RedactingFilter
+from bot.logsafety import install as install_redaction
+from bot.state.store import StateError
 
 log = logging.getLogger("bot")
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 NO_TOKEN = (
     "No DISCORD_TOKEN is set, so the bot cannot connect to Discord.\n"
@@ -48,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("sync", parents=[common], help="publish the slash commands globally (may take a while to appear)")
     sub.add_parser("plan", parents=[common], help="print when each reminder would fire")
     return parser
+
+
+def configure_logging(level: str, token: Secret, stream: TextIO | None = None) -> RedactingFilter:
+    """One handler on the root logger, at `level`, whose lines never show a token (see bot.logsafety)."""
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=stream or sys.stderr)
+    logging.getLogger().setLevel(level)
+    return install_redaction([token])
 
 
 def _clock(args: argparse.Namespace, settings: Settings) -> Clock:
@@ -144,13 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+        configure_logging(settings.log_level, settings.discord_token)
         return COMMANDS[args.command or "run"](args, settings)
     except (ConfigError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ScheduleError as err:
         print(err, file=sys.stderr)
+        return 2
+    except StateError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

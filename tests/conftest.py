@@ -29,3 +29,14 @@ def schedule() -> Schedule:
 @pytest.fixture(scope="session")
 def index(schedule: Schedule) -> SearchIndex:
     return SearchIndex(schedule)
+
+
+def moved(schedule: Schedule, talk_id: str, start: dt.datetime) -> Schedule:
+    """The same schedule with one talk moved to `start` (same id, same length): a postponement."""
+    import dataclasses
+
+    def move(talk):
+        return dataclasses.replace(talk, start=start, end=start + (talk.end - talk.start)) if talk.id == talk_id else talk
+
+    sessions = tuple(dataclasses.replace(s, items=tuple(sorted((move(t) for t in s.items), key=lambda t: t.start))) for s in schedule.sessions)
+    return Schedule(sessions, schedule.conference, schedule.source)

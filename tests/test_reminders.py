@@ -11,6 +11,7 @@ from bot.reminders.plan import (
     Target,
     Verdict,
     due_reminders,
+    guild_targets,
     plan_reminders,
     print_plan,
     reminder_due_at,
@@ -18,7 +19,6 @@ from bot.reminders.plan import (
     reminder_nonce,
     reminder_phrase,
     reminder_verdict,
-    resolve_targets,
 )
 from bot.state.store import GuildOverrides
 from tests.conftest import pst
@@ -34,12 +34,21 @@ def test_due_at_is_start_minus_lead(schedule):
     assert reminder_due_at(talk, 0) == talk.start
 
 
-def test_ids_and_nonces_are_stable_and_short():
-    assert reminder_id("t", 5, CHANNEL) == f"t:5:{CHANNEL}"
-    nonce = reminder_nonce("t", 5, CHANNEL)
-    assert nonce == reminder_nonce("t", 5, CHANNEL)
+def test_ids_and_nonces_are_stable_short_and_apart_per_run_guild_and_time():
+    due = pst(5, 55)
+    rid = reminder_id("live", 7, CHANNEL, "t", 5, due)
+    nonce = reminder_nonce(rid)
+    assert nonce == reminder_nonce(reminder_id("live", 7, CHANNEL, "t", 5, due))
     assert len(nonce) <= 25
-    assert nonce != reminder_nonce("t", 2, CHANNEL) != reminder_nonce("t", 5, CHANNEL + 1)
+    others = [
+        reminder_id("rehearsal-1", 7, CHANNEL, "t", 5, due),  # a rehearsal is never the live day
+        reminder_id("live", 8, CHANNEL, "t", 5, due),  # another guild
+        reminder_id("live", 7, CHANNEL + 1, "t", 5, due),
+        reminder_id("live", 7, CHANNEL, "t", 2, due),
+        reminder_id("live", 7, CHANNEL, "t", 5, pst(8, 55)),  # the talk moved
+    ]
+    assert len({rid, *others}) == 6
+    assert len({nonce, *(reminder_nonce(o) for o in others)}) == 6
 
 
 def test_plan_covers_orals_and_spotlights_only_in_order(schedule):
@@ -115,14 +124,19 @@ def test_print_plan_marks_past(schedule):
     assert len(lines) == sum(t.kind.value in KINDS for t in schedule.talks)
 
 
-def test_resolve_targets_with_overrides():
-    settings = Settings(reminder_channel_id=CHANNEL, reminder_leads=(5,))
-    assert resolve_targets(settings, []) == [Target(CHANNEL, (5,), None)]
-    moved = resolve_targets(settings, [GuildOverrides(7, channel_id=222, leads=(10, 2))])
-    assert moved == [Target(222, (10, 2), 7)]
-    assert resolve_targets(settings, [GuildOverrides(7, enabled=False)]) == []
-    both = resolve_targets(Settings(reminder_channel_id=CHANNEL, guild_id=7), [GuildOverrides(8, channel_id=333)])
-    assert {t.channel_id for t in both} == {CHANNEL, 333}
+def test_each_guild_gets_only_its_own_settings():
+    """Guild B's settings never change guild A's: the environment's channel belongs to the home guild only."""
+    settings = Settings(reminder_channel_id=CHANNEL, reminder_leads=(5,), reminder_role_id=99)
+    home, other = 7, 8
+    assert guild_targets(settings, [home, other], {}, home) == [Target(CHANNEL, (5,), home, 99)]
+    b_off = {other: GuildOverrides(other, enabled=False)}
+    assert guild_targets(settings, [home, other], b_off, home) == [Target(CHANNEL, (5,), home, 99)]
+    b_moved = {other: GuildOverrides(other, channel_id=222, leads=(10, 2))}
+    assert guild_targets(settings, [home, other], b_moved, home) == [Target(CHANNEL, (5,), home, 99), Target(222, (10, 2), other, None)]
+    assert guild_targets(settings, [home], {home: GuildOverrides(home, enabled=False)}, home) == []
+    assert guild_targets(settings, [home], {home: GuildOverrides(home, role_id=0)}, home) == [Target(CHANNEL, (5,), home, None)]
+    assert guild_targets(settings, [other], b_moved, None) == [Target(222, (10, 2), other, None)]
+    assert guild_targets(settings, [], b_moved, home) == []  # a guild the bot is not in gets nothing
 
 
 def test_console_ticker_prints_each_due_reminder_once(schedule):
@@ -142,45 +156,59 @@ def test_console_ticker_prints_each_due_reminder_once(schedule):
 # ------------------------------------------------------------------ rehearsals across restarts
 
 
-def test_a_restarted_rehearsal_resumes_on_its_own_timeline(schedule, tmp_path):
+def test_a_restarted_rehearsal_resumes_on_its_own_timeline_and_run(schedule, tmp_path):
     from bot.core.clock import ReplayClock
     from bot.reminders.plan import continue_rehearsal
     from bot.state.store import Store
 
     store = Store(tmp_path / "state.sqlite3")
     begin = pst(5, 50)
-    first = continue_rehearsal(ReplayClock(begin, 60), store, schedule, wall_now=1000.0)
+    first, run = continue_rehearsal(ReplayClock(begin, 60), store, schedule, wall_now=1000.0)
     assert abs((first.now() - begin).total_seconds()) < 5
+    assert run.startswith("rehearsal-")
     # killed, started again 90 real seconds later with the same BOT_REPLAY_FROM: 90 schedule minutes on
-    again = continue_rehearsal(ReplayClock(begin, 60), store, schedule, wall_now=1090.0)
+    again, run_again = continue_rehearsal(ReplayClock(begin, 60), store, schedule, wall_now=1090.0)
     assert abs((again.now() - pst(7, 20)).total_seconds()) < 5
+    assert run_again == run
     store.close()
 
 
-def test_a_new_rehearsal_from_the_start_announces_everything_again(schedule, tmp_path):
+def _claim(store, run: str, talk_id: str = "shooting-formulation") -> str:
+    from bot.state.store import NewRow
+
+    rid = reminder_id(run, 1, 1, talk_id, 5, pst(5, 55))
+    store.claim(NewRow(rid, run, 1, talk_id, 5, 1, reminder_nonce(rid), pst(5, 55)))
+    return rid
+
+
+def test_a_new_rehearsal_from_the_start_announces_everything_again_with_fresh_nonces(schedule, tmp_path):
     from bot.core.clock import ReplayClock
     from bot.reminders.plan import continue_rehearsal
     from bot.state.store import Store
 
     store = Store(tmp_path / "state.sqlite3")
-    continue_rehearsal(ReplayClock(pst(5, 50), 60), store, schedule, wall_now=0.0)
-    store.claim("shooting-formulation:5:1", talk_id="shooting-formulation", lead=5, channel_id=1, nonce="n", due_at=pst(5, 55))
-    # a restart passing the instant it stopped at keeps the ledger: nothing is announced twice
-    continue_rehearsal(ReplayClock(pst(6, 5), 60), store, schedule, wall_now=600.0)
-    assert store.get("shooting-formulation:5:1") is not None
+    live = _claim(store, "live")
+    _, run = continue_rehearsal(ReplayClock(pst(5, 50), 60), store, schedule, wall_now=0.0)
+    first = _claim(store, run)
+    # a restart passing the instant it stopped at keeps the rehearsal's ledger: nothing is announced twice
+    _, same = continue_rehearsal(ReplayClock(pst(6, 5), 60), store, schedule, wall_now=600.0)
+    assert same == run and store.get(first) is not None
     # the first run is long over (hours later); the same command rehearses from the top again
-    again = continue_rehearsal(ReplayClock(pst(5, 50), 60), store, schedule, wall_now=100_000.0)
+    again, fresh = continue_rehearsal(ReplayClock(pst(5, 50), 60), store, schedule, wall_now=100_000.0)
     assert abs((again.now() - pst(5, 50)).total_seconds()) < 5
-    assert store.rows() == []
+    assert fresh != run  # fresh run key, so fresh nonces: Discord cannot hand back the old messages
+    assert reminder_nonce(reminder_id(fresh, 1, 1, "shooting-formulation", 5, pst(5, 55))) != reminder_nonce(first)
+    assert store.get(first) is None
+    assert store.get(live) is not None  # the live ledger is never touched by a rehearsal
     store.close()
 
 
-def test_a_live_clock_is_never_touched(schedule, tmp_path):
+def test_a_live_clock_is_never_touched_and_runs_live(schedule, tmp_path):
     from bot.core.clock import SystemClock
     from bot.reminders.plan import continue_rehearsal
     from bot.state.store import Store
 
     store = Store(tmp_path / "state.sqlite3")
     clock = SystemClock()
-    assert continue_rehearsal(clock, store, schedule) is clock
+    assert continue_rehearsal(clock, store, schedule) == (clock, "live")
     store.close()

@@ -28,6 +28,7 @@ from bot.core.schedule import Schedule
 from bot.core.search import SearchIndex
 from bot.discord_ui import render
 from bot.discord_ui.commands import add_commands, message_args, send
+from bot.state.store import LIVE
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,10 @@ class Extension(Protocol):
 
     async def setup(self, bot: SessionBot) -> None: ...
 
+    async def guilds_changed(self) -> None:
+        """The gateway is ready, or the bot joined or left a guild."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -45,15 +50,16 @@ class SyncScope(Enum):
     GLOBAL = "global"  # `python -m bot sync`
 
 
-def default_extensions(settings: Settings, schedule: Schedule, index: SearchIndex, clock: Clock) -> list[Extension]:
+def default_extensions(settings: Settings, schedule: Schedule, index: SearchIndex, clock: Clock, run: str = LIVE) -> list[Extension]:
     from bot.discord_ui.reminders import ReminderExtension
 
-    return [ReminderExtension(settings, schedule, clock)]
+    return [ReminderExtension(settings, schedule, clock, run=run)]
 
 
 def bot_permissions(settings: Settings) -> discord.Permissions:
     """The least the bot needs: see channels, post reminders, embed; ping a role only if configured."""
-    perms = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
+    # Read Message History: after a crash, an unconfirmed reminder is looked for before it is posted again.
+    perms = discord.Permissions(view_channel=True, send_messages=True, embed_links=True, read_message_history=True)
     if settings.reminder_role_id is not None:
         perms.mention_everyone = True  # needed to ping a role that is not mentionable
     return perms
@@ -148,6 +154,22 @@ class SessionBot(discord.Client):
 
     async def on_ready(self) -> None:
         log.info("Connected as %s (id %s) to %d guild(s); clock: %r", self.user, self.user.id if self.user else "?", len(self.guilds), self.clock)
+        await self._guilds_changed()
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        log.info("Joined guild %s", guild.id)
+        await self._guilds_changed()
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        log.info("Left guild %s", guild.id)
+        await self._guilds_changed()
+
+    async def _guilds_changed(self) -> None:
+        for extension in self.extensions:
+            try:
+                await extension.guilds_changed()
+            except Exception:
+                log.exception("extension %r failed to follow the guilds", extension)
 
     async def close(self) -> None:
         if not self._closing:
@@ -162,18 +184,19 @@ class SessionBot(discord.Client):
 
 def _build(settings: Settings, schedule_path: Path, clock: Clock, scope: SyncScope) -> SessionBot:
     schedule, index = load_ready(schedule_path, cache_dir(settings))
+    run = LIVE
     if scope is not SyncScope.GLOBAL:
-        clock = resumable_clock(clock, settings, schedule)
-    return SessionBot(settings, schedule, index, clock, default_extensions(settings, schedule, index, clock), sync_scope=scope)
+        clock, run = resumable_clock(clock, settings, schedule)
+    return SessionBot(settings, schedule, index, clock, default_extensions(settings, schedule, index, clock, run), sync_scope=scope)
 
 
-def resumable_clock(clock: Clock, settings: Settings, schedule: Schedule) -> Clock:
-    """A rehearsal's clock continues across restarts (its anchor lives in the state file)."""
+def resumable_clock(clock: Clock, settings: Settings, schedule: Schedule) -> tuple[Clock, str]:
+    """A rehearsal's clock continues across restarts (its anchor lives in the state file); the ledger run goes with it."""
     from bot.reminders.plan import continue_rehearsal
     from bot.state.store import Store
 
     if not isinstance(clock, ReplayClock):
-        return clock
+        return clock, LIVE
     store = Store(settings.state_path)
     try:
         return continue_rehearsal(clock, store, schedule)

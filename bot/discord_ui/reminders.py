@@ -20,9 +20,9 @@ from bot.config import Settings
 from bot.core.clock import Clock
 from bot.core.schedule import Schedule, Talk
 from bot.discord_ui import render
-from bot.reminders.plan import Target, reminder_phrase, resolve_targets
+from bot.reminders.plan import Target, guild_targets, reminder_phrase
 from bot.reminders.service import Delivery, ReminderService, ReminderStatus, SendError
-from bot.state.store import Store
+from bot.state.store import LIVE, Store
 
 if TYPE_CHECKING:
     from bot.discord_ui.app import SessionBot
@@ -43,8 +43,11 @@ def teaser(talk: Talk, limit: int = TEASER_MAX) -> str:
     return render.fit(render.clean(first), limit)
 
 
-def render_reminder(talk: Talk, schedule: Schedule, now: dt.datetime, role_id: int | None) -> render.Reply:
-    """The reminder message: exactly the configured role may be pinged, nothing else."""
+def render_reminder(talk: Talk, schedule: Schedule, now: dt.datetime, role_id: int | None, marker: str = "") -> render.Reply:
+    """The reminder message: exactly the configured role may be pinged, nothing else.
+
+    `marker` ends the footer: a restart finds an unconfirmed post again by it in the channel's history.
+    """
     phrase = reminder_phrase(talk.start, now)
     embed = discord.Embed(title=render.fit(render.clean(talk.display_title), render.TITLE_MAX), colour=render.COLOUR)
     embed.description = render.fit(f"**{talk.kind.label}**, {phrase}: {format_dt(talk.start, 'f')} ({format_dt(talk.start, 'R')})", 500)
@@ -52,7 +55,7 @@ def render_reminder(talk: Talk, schedule: Schedule, now: dt.datetime, role_id: i
         embed.add_field(name="Authors", value=render.authors_text(talk) or "\u200b", inline=False)
     if talk.abstract:
         embed.add_field(name="About", value=teaser(talk), inline=False)
-    embed.set_footer(text=render.local_span(talk, schedule))
+    embed.set_footer(text=f"{render.local_span(talk, schedule)} · {marker}" if marker else render.local_span(talk, schedule))
     mention = f"<@&{role_id}> " if role_id else ""
     content = render.fit(f"{mention}{talk.kind.label} {phrase}: {render.clean(talk.display_title)}", render.CONTENT_MAX)
     pings = discord.AllowedMentions(everyone=False, users=False, roles=[discord.Object(role_id)]) if role_id else discord.AllowedMentions.none()
@@ -60,10 +63,13 @@ def render_reminder(talk: Talk, schedule: Schedule, now: dt.datetime, role_id: i
 
 
 def render_status(status: ReminderStatus, target: Target | None, settings: Settings, enabled: bool) -> discord.Embed:
+    """One guild's reminders: its settings, its next reminders, its last post and its failures only."""
     if target is None:
-        state = "off" if not enabled else "no channel set (REMINDER_CHANNEL_ID or `/reminders channel`)"
+        state = "off" if not enabled else "no channel set (`/reminders channel`)"
     else:
-        state = f"on, in <#{target.channel_id}>, {', '.join(str(x) for x in target.leads)} min before each {', '.join(sorted(settings.reminder_kinds))}"
+        kinds = ", ".join(sorted(settings.reminder_kinds))
+        state = f"on, in <#{target.channel_id}>, {', '.join(str(x) for x in target.leads)} min before each {kinds}"
+        state += f", mentioning <@&{target.role_id}>" if target.role_id else ", mentioning no role"
     embed = discord.Embed(title="Reminders", description=f"{state}; late posts allowed for {settings.reminder_grace_minutes} min.", colour=render.COLOUR)
     upcoming = [f"{format_dt(r.due_at, 'R')} · {r.lead} min before {render.headline(r.talk, 80)}" for r in status.upcoming]
     embed.add_field(name="Next", value=render.fit("\n".join(upcoming) or "nothing left to remind", render.FIELD_VALUE_MAX), inline=False)
@@ -87,17 +93,21 @@ def parse_leads(text: str) -> tuple[int, ...] | None:
 
 
 class ReminderExtension:
-    """Adds `/reminders` and runs the ReminderService on the bot's loop (started in setup_hook)."""
+    """Adds `/reminders` and runs the ReminderService on the bot's loop (started in setup_hook).
 
-    def __init__(self, settings: Settings, schedule: Schedule, clock: Clock, store: Store | None = None) -> None:
-        self.settings, self.schedule, self.clock = settings, schedule, clock
+    Reminders are planned per guild once the gateway says which guilds the bot is in (on ready,
+    and again when it joins or leaves one); each guild's targets come from its own settings.
+    """
+
+    def __init__(self, settings: Settings, schedule: Schedule, clock: Clock, store: Store | None = None, run: str = LIVE) -> None:
+        self.settings, self.schedule, self.clock, self.run = settings, schedule, clock, run
         self._own_store = store is None
         self.store = store
         self.bot: SessionBot | None = None
         self.service: ReminderService | None = None
 
     def __repr__(self) -> str:
-        return f"ReminderExtension(state={str(self.settings.state_path)!r})"
+        return f"ReminderExtension(state={str(self.settings.state_path)!r}, run={self.run!r})"
 
     async def setup(self, bot: SessionBot) -> None:
         self.bot = bot
@@ -112,14 +122,22 @@ class ReminderExtension:
             self.targets,
             kinds=self.settings.reminder_kinds,
             grace_minutes=self.settings.reminder_grace_minutes,
+            run=self.run,
             send_timeout=min(15.0, max(1.5, grace_real / 6)),  # discord.py sleeps between 5xx retries: cut it short, resend with the nonce
+            find_sent=self.find_sent,
         )
         bot.tree.add_command(ReminderGroup(self))
         if not getattr(bot, "serving", True):
             return  # `python -m bot sync` only publishes commands: it must never post reminders
         self.service.start()
+
+    async def guilds_changed(self) -> None:
+        """The gateway is ready, or the bot joined or left a guild: plan each guild's reminders."""
+        if self.service is None or not getattr(self.bot, "serving", True):
+            return
+        await self.service.replan()
         if not self.targets():
-            log.warning("reminders: no REMINDER_CHANNEL_ID and no /reminders channel set; nothing will be posted")
+            log.warning("reminders: no guild has a reminder channel (REMINDER_CHANNEL_ID with DISCORD_GUILD_ID, or /reminders channel); nothing will be posted")
 
     async def close(self) -> None:
         if self.service is not None:
@@ -127,7 +145,8 @@ class ReminderExtension:
         if self.store is not None and self._own_store:
             self.store.close()
 
-    def default_guild(self) -> int | None:
+    def home_guild(self) -> int | None:
+        """The guild the environment's channel and role belong to: DISCORD_GUILD_ID, or the guild holding REMINDER_CHANNEL_ID."""
         if self.settings.guild_id is not None or self.bot is None or self.settings.reminder_channel_id is None:
             return self.settings.guild_id
         channel = self.bot.get_channel(self.settings.reminder_channel_id)
@@ -135,27 +154,36 @@ class ReminderExtension:
 
     def targets(self) -> list[Target]:
         assert self.store is not None
-        return resolve_targets(self.settings, self.store.all_overrides(), self.default_guild())
+        guilds = [g.id for g in self.bot.guilds] if self.bot is not None else []
+        return guild_targets(self.settings, guilds, self.store.all_overrides(), self.home_guild())
 
     def target_of(self, guild_id: int) -> Target | None:
-        targets = self.targets()
-        return next((t for t in targets if t.guild_id == guild_id), None) or (targets[0] if len(targets) == 1 and targets[0].guild_id is None else None)
+        return next((t for t in self.targets() if t.guild_id == guild_id), None)
 
     async def send(self, delivery: Delivery) -> int:
         """Post one reminder by REST with its nonce; Discord's answers become SendErrors that name the channel."""
         assert self.bot is not None
         r = delivery.reminder
-        reply = render_reminder(r.talk, self.schedule, delivery.now, self.settings.reminder_role_id)
-        channel = self.bot.get_partial_messageable(r.channel_id)
+        reply = render_reminder(r.talk, self.schedule, delivery.now, r.role_id, delivery.marker)
+        channel = self.bot.get_partial_messageable(r.channel_id, guild_id=r.guild_id or None)
         try:
             message = await channel.send(content=reply.content, embeds=list(reply.embeds), nonce=delivery.nonce, allowed_mentions=reply.allowed_mentions)
         except discord.Forbidden as err:
             raise SendError(f"403 missing permission in channel {r.channel_id}: the bot needs {MISSING} there (code {err.code})", permanent=True) from err
         except discord.NotFound as err:
-            raise SendError(f"404 unknown channel {r.channel_id} (code {err.code}): set REMINDER_CHANNEL_ID or /reminders channel", permanent=True) from err
+            raise SendError(f"404 unknown channel {r.channel_id} (code {err.code}): set /reminders channel", permanent=True) from err
         except discord.HTTPException as err:
             raise SendError(f"{err.status} from Discord posting to channel {r.channel_id}: {err.text[:200]}") from err
         return message.id
+
+    async def find_sent(self, delivery: Delivery, since: dt.datetime) -> int | None:
+        """The id of a post of ours carrying this delivery's marker, among the channel's messages since `since`."""
+        assert self.bot is not None and self.bot.user is not None
+        channel = self.bot.get_partial_messageable(delivery.reminder.channel_id, guild_id=delivery.reminder.guild_id or None)
+        async for message in channel.history(limit=100, after=discord.Object(discord.utils.time_snowflake(since))):
+            if message.author.id == self.bot.user.id and any((e.footer.text or "").endswith(delivery.marker) for e in message.embeds):
+                return message.id
+        return None
 
 
 def _manager(interaction: discord.Interaction) -> bool:
@@ -188,14 +216,14 @@ class ReminderGroup(app_commands.Group):
     def _reply(self, guild_id: int) -> discord.Embed:
         assert self.ext.service is not None and self.ext.store is not None
         enabled = self.ext.store.overrides(guild_id).enabled is not False
-        return render_status(self.ext.service.status(self.ext.clock.now()), self.ext.target_of(guild_id), self.ext.settings, enabled)
+        return render_status(self.ext.service.status(self.ext.clock.now(), guild_id), self.ext.target_of(guild_id), self.ext.settings, enabled)
 
     async def _changed(self, interaction: discord.Interaction, **change: object) -> None:
         if not await self._allowed(interaction):
             return
         assert self.ext.service is not None and self.ext.store is not None and interaction.guild_id is not None
         self.ext.store.set_override(interaction.guild_id, **change)  # type: ignore[arg-type]
-        self.ext.service.reschedule()
+        await self.ext.service.replan()
         log.info("reminders: guild %s changed %s", interaction.guild_id, change)
         await interaction.response.send_message(embed=self._reply(interaction.guild_id), ephemeral=True)
 
@@ -228,3 +256,12 @@ class ReminderGroup(app_commands.Group):
     @app_commands.command(name="on", description="Post reminders in this server again")
     async def on(self, interaction: discord.Interaction) -> None:
         await self._changed(interaction, enabled=True)
+
+    @app_commands.command(name="role", description="Mention this role in reminders; leave it out to mention no one")
+    @app_commands.describe(role="The role to ping before each talk (only this role is ever pinged)")
+    async def role(self, interaction: discord.Interaction, role: discord.Role | None = None) -> None:
+        if role is not None and role.is_default():
+            if await self._allowed(interaction):
+                await interaction.response.send_message("Reminders never ping @everyone; pick a role, or leave it out.", ephemeral=True)
+            return
+        await self._changed(interaction, role_id=role.id if role is not None else 0)

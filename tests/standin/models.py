@@ -232,7 +232,9 @@ class StoredMessage:
         self.edits.append(body)
         self.body = {**self.body, **{k: v for k, v in body.items() if k != "attachments"}}
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self, *, with_nonce: bool = False) -> dict[str, Any]:
+        """The message as Discord returns it; the nonce only where Discord sends it back
+        (the create response and MESSAGE_CREATE), never in fetched history."""
         who = pinged(self.body)
         data: dict[str, Any] = {
             "id": str(self.id),
@@ -254,7 +256,7 @@ class StoredMessage:
         }
         if self.guild_id is not None:
             data["guild_id"] = str(self.guild_id)
-        if self.nonce is not None:
+        if with_nonce and self.nonce is not None:
             data["nonce"] = self.nonce
         if self.source != "channel":
             data["webhook_id"] = self.author["id"]

@@ -51,6 +51,7 @@ class Fault:
     retry_after: float | None = None
     is_global: bool = False
     hits: int = 0
+    applied: bool = False  # the request takes effect, then the answer is lost (a 5xx after the commit)
 
     def matches(self, method: str, path: str) -> bool:
         if self.remaining is not None and self.remaining <= 0:

@@ -71,14 +71,14 @@ async def create_message(s: StandIn, r: Req) -> web.Response:
     if nonce is not None and body.get("enforce_nonce"):
         previous = s.nonces.get(key)
         if previous is not None and time.time() - previous.created_at <= s.nonce_window:
-            return json_response(previous.payload())
+            return json_response(previous.payload(with_nonce=True))
     msg = store_message(s, cid, body, "channel", r.files)
     if nonce is not None:
         s.nonces[key] = msg
     session = s.gateway.current
     if session is not None and session.intents & GUILD_MESSAGES:
-        await s.gateway.dispatch("MESSAGE_CREATE", {**msg.payload(), "member": {"roles": [], "joined_at": None}})
-    return json_response(msg.payload())
+        await s.gateway.dispatch("MESSAGE_CREATE", {**msg.payload(with_nonce=True), "member": {"roles": [], "joined_at": None}})
+    return json_response(msg.payload(with_nonce=True))
 
 
 def _channel_message(s: StandIn, r: Req) -> StoredMessage | web.Response:

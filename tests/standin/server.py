@@ -124,6 +124,24 @@ class StandIn:
         self.guilds[guild_id] = guild
         return guild
 
+    async def join(self, guild_id: int | None = None, **options: Any) -> GuildSpec:
+        """The bot is invited to a new guild while connected: GUILD_CREATE over the gateway."""
+        guild = self.add_guild(guild_id or snowflake(), **options)
+        payload = guild.payload(self.bot_member(guild.id))
+        payload.pop("unavailable", None)  # Discord sends `unavailable: false` only for guilds of READY coming online
+        await self.gateway.dispatch("GUILD_CREATE", payload)
+        return guild
+
+    async def leave(self, guild_id: int) -> None:
+        """The bot is removed from a guild: GUILD_DELETE (without `unavailable`)."""
+        self.guilds.pop(guild_id)
+        await self.gateway.dispatch("GUILD_DELETE", {"id": str(guild_id)})
+
+    def publish_globally(self, from_guild: int) -> None:
+        """Copy the commands synced to one guild to the global scope (what `python -m bot sync` does)."""
+        keep = ("name", "description", "options", "default_member_permissions", "dm_permission", "contexts", "integration_types", "nsfw", "type")
+        self.seed_commands([{k: c[k] for k in keep if k in c} for c in self.commands.get(from_guild, [])], None)
+
     @property
     def guild(self) -> GuildSpec:
         """The first (default) guild."""
@@ -233,7 +251,10 @@ class StandIn:
         body, files = await rest.read_body(request)
         record = RequestRecord(request.method, path, dict(request.query), body)
         self.requests.append(record)
-        response = self._fault_response(request.method, path)
+        fault = self._fault(request.method, path)
+        if fault is not None and fault.applied:
+            await rest.route(self, request, record, files)  # it happened; the client just never hears so
+        response = rest.fault_response(fault) if fault is not None else None
         if response is not None:
             record.faulted = True
         else:
@@ -251,13 +272,13 @@ class StandIn:
                 record.response = None
         return response
 
-    def _fault_response(self, method: str, path: str) -> web.Response | None:
+    def _fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
             if fault.matches(method, path):
                 fault.hits += 1
                 if fault.remaining is not None:
                     fault.remaining -= 1
-                return rest.fault_response(fault)
+                return fault
         return None
 
     # --- test API ----------------------------------------------------------------
@@ -271,12 +292,15 @@ class StandIn:
         retry_after: float | None = None,
         *,
         is_global: bool = False,
+        applied: bool = False,
     ) -> Fault:
         """Answer the next ``count`` (None: all) requests matching ``method`` ("*" for any)
         and ``path_regex`` (searched in the path after /api/v10) with ``status``.
         429 gets Discord's body and headers (retry_after defaults to 0.05 s); 403 defaults to
-        50013 Missing Permissions, 404 to 10003 Unknown Channel, 5xx to a plain error."""
-        fault = Fault(method.upper(), re.compile(path_regex), status, count, body, retry_after, is_global)
+        50013 Missing Permissions, 404 to 10003 Unknown Channel, 5xx to a plain error.
+        ``applied``: the request takes effect first and only its answer is replaced (Discord
+        committed the message, then the client got a 5xx or lost the connection)."""
+        fault = Fault(method.upper(), re.compile(path_regex), status, count, body, retry_after, is_global, applied=applied)
         self.faults.append(fault)
         return fault
 

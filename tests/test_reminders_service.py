@@ -291,3 +291,19 @@ def rid_marker(schedule, talk_id: str) -> str:
     from bot.reminders.plan import reminder_nonce
 
     return reminder_nonce(rid(schedule, talk_id))[:12]
+
+
+async def test_changing_the_lead_never_reminds_a_talk_at_both_leads(schedule, store):
+    """/reminders lead 5 -> 10 before any reminder: each talk is reminded once, 10 minutes before."""
+    channel = FakeChannel()
+    chosen = [Target(CHANNEL, (5,))]
+    clock = ReplayClock(pst(5, 40), 600.0)
+    service = ReminderService(schedule, clock, store, channel.send, lambda: chosen, kinds=KINDS, grace_minutes=10)
+    await started(service)
+    chosen[:] = [Target(CHANNEL, (10,))]
+    await service.replan()
+    await run_until(clock, pst(6, 40))
+    await service.close()
+    assert [m[0] for m in channel.messages] == expected_ids(schedule)[:3]
+    assert {m[1] for m in channel.messages} == {10}
+    assert all(m[2].startswith("starts in 1") for m in channel.messages)  # "starts in 10 minutes" (or 9-11 at 600x)

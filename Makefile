@@ -37,6 +37,7 @@ clean:
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.run --sizes 1000 10000 $(ARGS)
+	$(PY) -m bench.loop --talks 10000
 
 bench-full: $(VENV)/.installed
 	$(PY) -m bench.run --sizes 1000 10000 100000 $(ARGS)

@@ -50,7 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("console", parents=[common], help="answer the slash commands in this terminal, no Discord needed")
     check = sub.add_parser("check", parents=[common], help="validate a schedule file and summarise it")
     check.add_argument("path", nargs="?", help="schedule file (default: SCHEDULE_PATH or data/track28.yaml)")
-    sub.add_parser("sync", parents=[common], help="publish the slash commands globally (may take a while to appear)")
+    sync = sub.add_parser("sync", parents=[common], help="publish the slash commands globally and remove DISCORD_GUILD_ID's copies")
+    where = sync.add_mutually_exclusive_group()
+    where.add_argument("--guild", action="store_true", help="publish to DISCORD_GUILD_ID only (they show at once) and remove the global ones")
+    where.add_argument("--clear", action="store_true", help="remove the commands both globally and from DISCORD_GUILD_ID")
     sub.add_parser("plan", parents=[common], help="print when each reminder would fire")
     return parser
 
@@ -134,12 +137,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Publish the commands to one scope and remove them from the other, so none shows twice."""
     if not settings.discord_token:
         print(NO_TOKEN, file=sys.stderr)
         return 2
-    from bot.discord_ui.app import sync_global
+    from bot.discord_ui.app import SyncScope, sync_global
 
-    return sync_global(settings, _schedule_path(args, settings))
+    scope = SyncScope.GUILD if args.guild else SyncScope.CLEAR if args.clear else SyncScope.GLOBAL
+    if scope is SyncScope.GUILD and settings.guild_id is None:
+        raise UsageError("sync --guild publishes to DISCORD_GUILD_ID, which is not set; set it to your server's id (right-click the server > Copy Server ID)")
+    return sync_global(settings, _schedule_path(args, settings), scope)
 
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:

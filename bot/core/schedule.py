@@ -187,6 +187,20 @@ class ScheduleError(Exception):
 
 # --------------------------------------------------------------------------- YAML with lines
 
+MAX_TEXT_CHARS = 100_000
+"""Longest text value: an abstract is a few thousand characters (the longest of the 100,000-talk
+benchmark has 2,432), so this only refuses files that are not schedules."""
+
+MAX_VALUES = 10_000_000
+"""Most values (keys, texts, lists, mappings) a file may expand to, each alias counted as the whole
+of what it names every time it is used. A 100,000-talk conference from bench/generate.py has
+2.56 million; a 460-byte billion-laughs file would have about a billion."""
+
+MAX_REPEATED_TEXT = 100_000_000
+"""Most characters of the file that aliases may repeat in all (a list or mapping counts as the
+text it spans). Counting values alone misses `abstract: *long` used a million times: a small file
+that the validator and the search index would read as a hundred gigabytes."""
+
 
 class _Map(dict):
     line: int = 1
@@ -218,32 +232,10 @@ class _SafeLineLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         return super().resolve(kind, value, implicit)
 
 
-def _construct_map(loader: Any, node: yaml.MappingNode) -> _Map:
-    loader.flatten_mapping(node)
-    result = _Map()
-    result.line = node.start_mark.line + 1
-    result.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if not isinstance(key, str | int | float | bool) and key is not None:
-            raise _DuplicateOrBadKey(line, str(key), "a key must be a plain word")
-        if key in result:
-            raise _DuplicateOrBadKey(line, str(key), f"'{key}' appears twice in this mapping")
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.key_lines[key] = line
-    return result
+class _Refused(Exception):
+    """A file the loader will not build; the innermost mapping fills in the line and key if unknown."""
 
-
-def _construct_seq(loader: Any, node: yaml.SequenceNode) -> _Seq:
-    result = _Seq(loader.construct_object(child, deep=True) for child in node.value)
-    result.line = node.start_mark.line + 1
-    result.item_lines = [child.start_mark.line + 1 for child in node.value]
-    return result
-
-
-class _DuplicateOrBadKey(Exception):
-    def __init__(self, line: int, key: str, message: str) -> None:
+    def __init__(self, line: int | None, key: str | None, message: str) -> None:
         self.line, self.key, self.message = line, key, message
 
 
@@ -253,55 +245,175 @@ def _construct_timestamp_text(loader: Any, node: yaml.ScalarNode) -> str:
 
 
 _SafeLineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp_text)
-_SafeLineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_SafeLineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 _STR_TAG, _MAP_TAG, _SEQ_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 _MERGE_TAG, _TEXT_TAGS = "tag:yaml.org,2002:merge", frozenset({_STR_TAG, "tag:yaml.org,2002:timestamp"})
+_TOO_MANY = (
+    f"the file expands to more than {MAX_VALUES:,} values, counting each use of an alias (*name) as "
+    "everything it names; a 100,000-talk conference needs about 2.6 million. Write the values out "
+    "instead of nesting aliases, or split the file"
+)
+_TOO_MUCH_TEXT = (
+    f"aliases (*name) repeat more than {MAX_REPEATED_TEXT:,} characters of the file in all, counting "
+    "each use as all the text it names; write the text out where it is needed, or use fewer aliases"
+)
 
 
-def _build(loader: Any, node: yaml.Node, memo: dict[int, Any]) -> Any:
+class _Builder:
     """The same data as yaml's constructors give, built in one direct walk of the node tree.
 
     yaml's generic construct_object (generators, per-node bookkeeping) is most of the load time
-    of a large schedule; strings, maps and lists are built here, rarer tags go through yaml.
+    of a large schedule; strings, maps and lists are built here, scalars of rarer tags go through
+    yaml. An alias shares the object it names, so memory stays the size of the file; but each use
+    counts as everything it names, so a billion-laughs file is refused at MAX_VALUES (or
+    MAX_REPEATED_TEXT) long before anything downstream could expand it.
+
+    yaml's nodes do not mark aliases: an alias is the node it names, met again. A node met where
+    nothing written earlier can be, before the end of the previous key or value, is an alias.
     """
-    tag = node.tag
-    if tag in _TEXT_TAGS and isinstance(node, yaml.ScalarNode):
-        return node.value  # times stay text, as _construct_timestamp_text keeps them
-    if tag == _MAP_TAG and isinstance(node, yaml.MappingNode):
-        return _build_map(loader, node, memo)
-    if tag == _SEQ_TAG and isinstance(node, yaml.SequenceNode):
-        done = memo.get(id(node))
-        if done is not None:
-            return done
-        result = memo[id(node)] = _Seq()
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self.built: dict[int, Any] = {}  # id(node) -> object, so an alias shares what it names
+        self.sizes: dict[int, tuple[int, int]] = {}  # id(node) -> values below it, text its aliases repeat
+        self.count = 0  # values so far, aliases expanded
+        self.repeated = 0  # characters of text that aliases repeated so far
+
+    def build(self, node: yaml.Node) -> Any:
+        tag = node.tag
+        if tag in _TEXT_TAGS and isinstance(node, yaml.ScalarNode):
+            if len(node.value) > MAX_TEXT_CHARS:
+                raise self._too_long(node)
+            return node.value  # times stay text, as _construct_timestamp_text keeps them
+        if tag == _MAP_TAG and isinstance(node, yaml.MappingNode):
+            return self.build_map(node)
+        if tag == _SEQ_TAG and isinstance(node, yaml.SequenceNode):
+            return self.build_seq(node)
+        if isinstance(node, yaml.ScalarNode):
+            if len(node.value) > MAX_TEXT_CHARS:
+                raise self._too_long(node)
+            return self.loader.construct_object(node, deep=True)
+        shown = tag.replace("tag:yaml.org,2002:", "!!", 1)
+        raise _Refused(node.start_mark.line + 1, None, f"the YAML tag {shown} is not used in schedules; write a plain mapping or list")
+
+    @staticmethod
+    def _too_long(node: yaml.ScalarNode) -> _Refused:
+        message = f"a text of {len(node.value):,} characters is longer than the {MAX_TEXT_CHARS:,} allowed; shorten it"
+        return _Refused(node.start_mark.line + 1, None, message)
+
+    def _reuse(self, node: yaml.Node) -> Any:
+        """An alias of a list or mapping: the object already built, counted again as all it holds."""
+        size = self.sizes.get(id(node))
+        if size is None:
+            raise _Refused(None, None, "an alias (*name) is used inside what it names, which never ends; write the value out")
+        values, repeated = size
+        self._grow(values)
+        self._repeat(node.end_mark.index - node.start_mark.index + repeated)
+        return self.built[id(node)]
+
+    def _grow(self, values: int) -> None:
+        self.count += values
+        if self.count > MAX_VALUES:
+            raise _Refused(None, None, _TOO_MANY)
+
+    def _repeat(self, chars: int) -> None:
+        self.repeated += chars
+        if self.repeated > MAX_REPEATED_TEXT:
+            raise _Refused(None, None, _TOO_MUCH_TEXT)
+
+    def _done(self, node: yaml.Node, count: int, repeated: int) -> None:
+        self.sizes[id(node)] = (self.count - count, self.repeated - repeated)
+
+    def build_seq(self, node: yaml.SequenceNode) -> _Seq:
+        if id(node) in self.built:
+            return self._reuse(node)
+        result = self.built[id(node)] = _Seq()
         result.line = node.start_mark.line + 1
-        result.extend(_build(loader, child, memo) for child in node.value)
-        result.item_lines = [child.start_mark.line + 1 for child in node.value]
+        result.item_lines = lines = []
+        count, repeated = self.count, self.repeated
+        self._grow(len(node.value))
+        written_after = node.start_mark.index  # an item written out ends after this
+        try:
+            for child in node.value:
+                value = self.build(child)
+                result.append(value)
+                lines.append(child.start_mark.line + 1)
+                end = child.end_mark.index
+                if end > written_after:
+                    written_after = end
+                elif type(value) is str:  # an alias of a text
+                    self._repeat(len(value))
+        except _Refused as err:
+            err.line = err.line or result.line
+            raise
+        self._done(node, count, repeated)
         return result
-    return loader.construct_object(node, deep=True)
 
+    def build_map(self, node: yaml.MappingNode) -> _Map:
+        if id(node) in self.built:
+            return self._reuse(node)
+        result = self.built[id(node)] = _Map()
+        result.line = node.start_mark.line + 1
+        result.key_lines = key_lines = {}
+        count, repeated = self.count, self.repeated
+        self._grow(2 * len(node.value))
+        merged: list[tuple[int, Any]] = []
+        written_after = node.start_mark.index  # a key or value written out ends after this
+        for key_node, value_node in node.value:
+            mark = key_node.start_mark
+            line = mark.line + 1
+            if mark.index >= written_after and key_node.tag in _TEXT_TAGS and isinstance(key_node, yaml.ScalarNode):
+                key = self.build(key_node)  # the usual case: a word
+            else:
+                key = self._odd_key(key_node, value_node, written_after)
+            try:
+                value = self.build(value_node)
+                end = value_node.end_mark.index
+                if end > written_after:
+                    written_after = end
+                elif type(value) is str:  # an alias of a text
+                    self._repeat(len(value))
+            except _Refused as err:
+                err.line, err.key = err.line or line, err.key or str(key)
+                raise
+            if key_node.tag == _MERGE_TAG:
+                merged.append((line, value))
+            elif key in result:
+                raise _Refused(line, str(key), f"'{key}' appears twice in this mapping")
+            else:
+                result[key] = value
+                key_lines[key] = line
+        for line, value in merged:
+            _merge_into(result, line, value)
+        self._done(node, count, repeated)
+        return result
 
-def _build_map(loader: Any, node: yaml.MappingNode, memo: dict[int, Any]) -> _Map:
-    done = memo.get(id(node))
-    if done is not None:
-        return done
-    if any(key_node.tag == _MERGE_TAG for key_node, _ in node.value):
-        loader.flatten_mapping(node)
-    result = memo[id(node)] = _Map()
-    result.line = node.start_mark.line + 1
-    result.key_lines = key_lines = {}
-    for key_node, value_node in node.value:
-        key = _build(loader, key_node, memo)
+    def _odd_key(self, key_node: yaml.Node, value_node: yaml.Node, written_after: int) -> Any:
+        """A key other than a word: a number or a merge (`<<`); never a list or mapping (its text
+        could be huge) and never an alias (whose node was written before this mapping's last value)."""
         line = key_node.start_mark.line + 1
+        if key_node.start_mark.index < written_after:  # its line is the anchor's: point at the value's
+            raise _Refused(value_node.start_mark.line + 1, "(key)", "a key must be written out, not an alias (*name)")
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise _Refused(line, "(key)", "a key must be a plain word, not a list or mapping")
+        if key_node.tag == _MERGE_TAG:
+            return "<<"
+        key = self.build(key_node)
         if not isinstance(key, str | int | float | bool) and key is not None:
-            raise _DuplicateOrBadKey(line, str(key), "a key must be a plain word")
-        if key in result:
-            raise _DuplicateOrBadKey(line, str(key), f"'{key}' appears twice in this mapping")
-        result[key] = _build(loader, value_node, memo)
-        key_lines[key] = line
-    return result
+            raise _Refused(line, str(key), "a key must be a plain word")
+        return key
+
+
+def _merge_into(result: _Map, line: int, value: Any) -> None:
+    """YAML's merge key (`<<: *defaults`): keys written in the mapping win, then earlier merges."""
+    sources = value if isinstance(value, list) else [value]
+    for source in sources:
+        if not isinstance(source, _Map):
+            raise _Refused(line, "<<", "'<<' merges a mapping (an alias such as *defaults) or a list of them")
+        for key, item in source.items():
+            if key not in result:
+                result[key] = item
+                result.key_lines[key] = source.key_lines.get(key, line)
 
 
 def _load_yaml(text: str) -> Any:
@@ -309,7 +421,7 @@ def _load_yaml(text: str) -> Any:
     loader = _SafeLineLoader(text)
     try:
         node = loader.get_single_node()
-        return None if node is None else _build(loader, node, {})
+        return None if node is None else _Builder(loader).build(node)
     finally:
         loader.dispose()
 
@@ -513,6 +625,7 @@ def _session_date(check: _Checker, node: _Map, path: str) -> dt.date | None:
 class _Where:
     line: int
     path: str
+    start_line: int = 0  # an item's `start`
 
 
 def _item(check: _Checker, node: Any, path: str, session_id: str, tz: ZoneInfo | None, line: int) -> tuple[Talk, _Where] | None:
@@ -541,7 +654,7 @@ def _item(check: _Checker, node: Any, path: str, session_id: str, tz: ZoneInfo |
     if len(check.problems) > before or kind is None or start is None or end is None:
         return None
     talk = Talk(talk_id, session_id, kind, start, end, title, authors, abstract, follows)
-    return talk, _Where(item.line, path)
+    return talk, _Where(item.line, path, item.key_lines["start"])
 
 
 def _session(check: _Checker, node: Any, path: str, line: int) -> tuple[Session, list[tuple[Talk, _Where]]] | None:
@@ -566,10 +679,36 @@ def _session(check: _Checker, node: Any, path: str, line: int) -> tuple[Session,
             if made:
                 items.append(made[0])
                 where.append(made)
+    if tz is not None and date is not None:
+        _days(check, sess, tz, date, where)
     if len(check.problems) > before or tz is None or date is None:
         return None
     items.sort(key=lambda t: t.start)
     return Session(session_id, name, tz, date, tuple(items), chairs, room), where
+
+
+def _days(check: _Checker, sess: _Map, tz: ZoneInfo, date: dt.date, items: list[tuple[Talk, _Where]]) -> None:
+    """A session's `date` is the day, in its zone, that its first item starts on. It may run past
+    midnight, but no item starts 24 hours or more after the first: a session is one sitting, so an
+    item dated a day off is a typo, caught whichever way it points."""
+    if not items:
+        return
+    first, first_where = min(items, key=lambda entry: entry[0].start)
+    local = first.start.astimezone(tz).date()
+    if local != date:
+        date_line = sess.key_lines.get("date", sess.line)
+        check.add(
+            first_where.start_line,
+            f"{first_where.path}.start",
+            f"the session's first item starts on {local} in {tz.key}, but the session's date (line {date_line}) is {date}; correct one of them",
+        )
+    for talk, where in items:
+        if talk.start - first.start >= dt.timedelta(hours=24):
+            check.add(
+                where.start_line,
+                f"{where.path}.start",
+                f"starts {talk.start:%Y-%m-%d %H:%M}, a day or more after the session's first item ({first.start:%Y-%m-%d %H:%M}); is its date right?",
+            )
 
 
 def _cross_checks(check: _Checker, sessions: list[tuple[Session, _Where]], items: list[tuple[Talk, _Where]]) -> None:
@@ -607,8 +746,8 @@ def parse_schedule(text: str, source: str = "<schedule>") -> Schedule:
 def _parse(text: str, source: str) -> Schedule:
     try:
         doc = _load_yaml(text)
-    except _DuplicateOrBadKey as err:
-        raise ScheduleError(source, [Problem(err.line, err.key, err.message)]) from None
+    except _Refused as err:
+        raise ScheduleError(source, [Problem(err.line or 1, err.key or "(document)", err.message)]) from None
     except yaml.YAMLError as err:
         raise ScheduleError(source, [_syntax_problem(text, err)]) from None
     except (ValueError, TypeError, RecursionError) as err:  # a value the YAML constructors cannot build

@@ -21,7 +21,7 @@ from discord import app_commands
 from bot.config import Settings
 from bot.core.answers import next_talks
 from bot.core.cache import cache_dir, load_ready
-from bot.core.clock import Clock, ReplayClock, SystemClock
+from bot.core.clock import Clock, SystemClock
 from bot.core.errors import UserError
 from bot.core.render_text import render_summary, talk_line
 from bot.core.schedule import Schedule
@@ -46,8 +46,52 @@ class Extension(Protocol):
 
 
 class SyncScope(Enum):
-    GUILD_IF_SET = "guild"  # normal start: sync to DISCORD_GUILD_ID, or not at all
-    GLOBAL = "global"  # `python -m bot sync`
+    """Where `sync_commands` publishes the commands.
+
+    Guild commands show at once, global ones after a while, and a command published in both
+    shows twice in that guild. So `python -m bot sync` publishes to one scope and removes the
+    application's commands from the other; a normal start only ever touches DISCORD_GUILD_ID.
+    """
+
+    GUILD_IF_SET = "start"  # normal start: sync to DISCORD_GUILD_ID, or not at all
+    GLOBAL = "global"  # `sync`: publish globally, remove the copies in DISCORD_GUILD_ID
+    GUILD = "guild"  # `sync --guild`: publish to DISCORD_GUILD_ID, remove the global ones
+    CLEAR = "clear"  # `sync --clear`: remove both
+
+    async def publish(self, tree: app_commands.CommandTree, guild_id: int | None, done: list[str]) -> list[app_commands.AppCommand]:
+        """For `python -m bot sync`: publish to this scope, then remove the other scope's copies.
+
+        Appends a phrase to `done` for each step, so a refusal midway still says what changed.
+        """
+        guild = None if guild_id is None else discord.Object(id=guild_id)
+        synced: list[app_commands.AppCommand] = []
+        if self is SyncScope.GLOBAL:
+            synced = await tree.sync()
+            done.append(f"published {len(synced)} commands globally (Discord may take a while to show them)")
+        elif self is SyncScope.GUILD:
+            if guild is None:
+                raise ValueError("SyncScope.GUILD needs DISCORD_GUILD_ID")
+            tree.copy_global_to(guild=guild)
+            synced = await tree.sync(guild=guild)
+            done.append(f"published {len(synced)} commands to guild {guild_id} (they show at once)")
+        if self is not SyncScope.GLOBAL:
+            done.append(await SyncScope._remove(tree, None))
+        if self is not SyncScope.GUILD:
+            done.append(await SyncScope._remove(tree, guild) if guild else "no DISCORD_GUILD_ID, so no guild was checked for copies")
+        if guild is not None and self is SyncScope.GLOBAL:
+            done.append("unset DISCORD_GUILD_ID, or the next start copies them to that guild again")
+        elif guild is not None and self is SyncScope.CLEAR:
+            done.append("the next start publishes them to that guild again while DISCORD_GUILD_ID is set")
+        return synced
+
+    @staticmethod
+    async def _remove(tree: app_commands.CommandTree, guild: discord.Object | None) -> str:
+        old = await tree.fetch_commands(guild=guild)
+        if old:
+            tree.clear_commands(guild=guild)
+            await tree.sync(guild=guild)
+        place = "global commands" if guild is None else f"commands in guild {guild.id}"
+        return f"removed {len(old)} {place}" if old else f"found no {place} to remove"
 
 
 def default_extensions(settings: Settings, schedule: Schedule, index: SearchIndex, clock: Clock, run: str = LIVE) -> list[Extension]:
@@ -127,12 +171,24 @@ class SessionBot(discord.Client):
         await self.sync_commands()
 
     async def sync_commands(self) -> None:
+        """Publish to this run's SyncScope. For `python -m bot sync` (any scope but GUILD_IF_SET),
+        also remove the other scope's copies, and leave a one-line `sync_summary` and `sync_ok`."""
         guild_id = self.settings.guild_id
+        scope = self.sync_scope
+        if scope is not SyncScope.GUILD_IF_SET:
+            done: list[str] = []
+            self.sync_ok = False
+            try:
+                self.synced = await scope.publish(self.tree, guild_id, done)
+                self.sync_ok = True
+            except discord.HTTPException as exc:
+                hint = f"; is the bot in guild {guild_id}, invited with applications.commands?" if guild_id else ""
+                done.append(f"{'then ' if done else 'nothing changed: '}Discord refused ({exc.status} {exc.text}){hint}")
+            summary = "; ".join(done)
+            self.sync_summary = summary[:1].upper() + summary[1:] + "."
+            return
         try:
-            if self.sync_scope is SyncScope.GLOBAL:
-                self.synced = await self.tree.sync()
-                log.info("Published %d commands globally; Discord may take a while to show them.", len(self.synced))
-            elif guild_id is not None:
+            if guild_id is not None:
                 guild = discord.Object(id=guild_id)
                 self.tree.copy_global_to(guild=guild)
                 self.synced = await self.tree.sync(guild=guild)
@@ -191,12 +247,13 @@ def _build(settings: Settings, schedule_path: Path, clock: Clock, scope: SyncSco
 
 
 def resumable_clock(clock: Clock, settings: Settings, schedule: Schedule) -> tuple[Clock, str]:
-    """A rehearsal's clock continues across restarts (its anchor lives in the state file); the ledger run goes with it."""
+    """A rehearsal's clock continues across restarts (its anchor lives in the state file); the ledger run goes with it.
+
+    Opening the state file here, before connecting, also refuses an unusable one with a clear message.
+    """
     from bot.reminders.plan import continue_rehearsal
     from bot.state.store import Store
 
-    if not isinstance(clock, ReplayClock):
-        return clock, LIVE
     store = Store(settings.state_path)
     try:
         return continue_rehearsal(clock, store, schedule)
@@ -231,9 +288,12 @@ def run_discord(settings: Settings, schedule_path: Path, clock: Clock) -> int:
     return 0
 
 
-def sync_global(settings: Settings, schedule_path: Path) -> int:
-    """Publish the commands globally (`python -m bot sync`): log in, sync, log out; no gateway."""
+def sync_global(settings: Settings, schedule_path: Path, scope: SyncScope = SyncScope.GLOBAL) -> int:
+    """`python -m bot sync`: log in, publish to `scope` and remove the other scope's copies, log
+    out (no gateway); prints one line saying what changed."""
+    # Built as GLOBAL whatever the scope: no background work, no rehearsal clock, no state.
     bot = _build(settings, schedule_path, SystemClock(), SyncScope.GLOBAL)
+    bot.sync_scope = scope
 
     async def publish() -> None:
         async with bot:
@@ -243,4 +303,5 @@ def sync_global(settings: Settings, schedule_path: Path) -> int:
         asyncio.run(publish())
     except discord.LoginFailure:
         return _login_failed()
-    return 0 if bot.synced else 1
+    print(getattr(bot, "sync_summary", "Nothing was synced."))
+    return 0 if getattr(bot, "sync_ok", False) else 1

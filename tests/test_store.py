@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.state.store import LIVE, NewRow, State, StateError, Store
+from tests.standin import subprocess_env
 
 DUE = dt.datetime(2020, 12, 10, 13, 55, tzinfo=dt.UTC)
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,10 +190,11 @@ def test_a_read_only_folder_is_refused_with_a_message(tmp_path):
 def test_the_command_line_refuses_a_corrupted_state_file_without_a_traceback(tmp_path):
     state = tmp_path / "bot.sqlite3"
     state.write_bytes(b"garbage" * 1000)
-    env = {**os.environ, "STATE_PATH": str(state), "DISCORD_TOKEN": "", "BOT_REPLAY_FROM": "2020-12-10T05:50-08:00"}
-    env.pop("DISCORD_GUILD_ID", None)
+    env = {**subprocess_env("http://127.0.0.1:9"), "STATE_PATH": str(state)}  # were it to connect, it would reach nothing
+    for name in ("DISCORD_GUILD_ID", "BOT_REPLAY_FROM", "BOT_CLOCK_SPEED"):
+        env.pop(name, None)
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "run", "--replay-from", "2020-12-10T05:50-08:00"],
+        [sys.executable, "-m", "bot", "run"],
         cwd=ROOT,
         env={**env, "DISCORD_TOKEN": "Tk9UQVJFQUxUT0tFTg.fake.token-for-tests"},
         capture_output=True,

@@ -130,3 +130,12 @@ async def test_python_m_bot_sync_prints_one_line(tmp_path: Path) -> None:
     assert lines[0].startswith("Published ") and f"commands globally (Discord may take a while to show them); removed 7 commands in guild {gid}" in lines[0]
     assert names(standin) >= NAMES and names(standin, gid) == set()
     assert TOKEN not in (out + err).decode()
+
+
+async def test_a_start_in_a_guild_warns_when_the_commands_are_also_global(standin: StandIn, schedule: Schedule, index: SearchIndex, caplog) -> None:
+    gid = standin.guild_id
+    await sync(standin, schedule, index, SyncScope.GUILD_IF_SET, gid)
+    assert "also published globally" not in caplog.text
+    await sync(standin, schedule, index, SyncScope.GLOBAL)  # no DISCORD_GUILD_ID: the guild's copies stay
+    await sync(standin, schedule, index, SyncScope.GUILD_IF_SET, gid)  # the next start
+    assert "also published globally, so guild" in caplog.text and "sync --guild" in caplog.text

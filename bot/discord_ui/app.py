@@ -158,7 +158,7 @@ class SessionBot(discord.Client):
         self.extensions = list(extensions)
         self.sync_scope = sync_scope
         # False during `python -m bot sync`: extensions add their commands but start no background work.
-        self.serving = sync_scope is not SyncScope.GLOBAL
+        self.serving = sync_scope is SyncScope.GUILD_IF_SET
         self.synced: list[app_commands.AppCommand] = []
         self.tree = SessionTree(self)
         add_commands(self.tree, schedule, index, clock)
@@ -193,6 +193,13 @@ class SessionBot(discord.Client):
                 self.tree.copy_global_to(guild=guild)
                 self.synced = await self.tree.sync(guild=guild)
                 log.info("Synced %d commands to guild %s: %s", len(self.synced), guild_id, ", ".join(f"/{c.name}" for c in self.synced))
+                published = await self.tree.fetch_commands()
+                if published:
+                    log.warning(
+                        "%d commands are also published globally, so guild %s shows each twice; `python -m bot sync --guild` removes the global copies",
+                        len(published),
+                        guild_id,
+                    )
             else:
                 log.info("No DISCORD_GUILD_ID: commands were not synced on start; `python -m bot sync` publishes them globally.")
         except discord.HTTPException as exc:
@@ -241,7 +248,7 @@ class SessionBot(discord.Client):
 def _build(settings: Settings, schedule_path: Path, clock: Clock, scope: SyncScope) -> SessionBot:
     schedule, index = load_ready(schedule_path, cache_dir(settings))
     run = LIVE
-    if scope is not SyncScope.GLOBAL:
+    if scope is SyncScope.GUILD_IF_SET:
         clock, run = resumable_clock(clock, settings, schedule)
     return SessionBot(settings, schedule, index, clock, default_extensions(settings, schedule, index, clock, run), sync_scope=scope)
 
@@ -292,8 +299,7 @@ def sync_global(settings: Settings, schedule_path: Path, scope: SyncScope = Sync
     """`python -m bot sync`: log in, publish to `scope` and remove the other scope's copies, log
     out (no gateway); prints one line saying what changed."""
     # Built as GLOBAL whatever the scope: no background work, no rehearsal clock, no state.
-    bot = _build(settings, schedule_path, SystemClock(), SyncScope.GLOBAL)
-    bot.sync_scope = scope
+    bot = _build(settings, schedule_path, SystemClock(), scope)
 
     async def publish() -> None:
         async with bot:

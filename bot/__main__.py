@@ -95,9 +95,9 @@ def _schedule_path(args: argparse.Namespace, settings: Settings) -> Path:
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     """Validate and summarise; a good file also leaves the prepared copy the bot starts from."""
-    from bot.core.cache import cache_dir, load_ready
+    from bot.state.prepared import load_prepared
 
-    schedule, _ = load_ready(_schedule_path(args, settings), cache_dir(settings))
+    schedule, _ = load_prepared(settings, _schedule_path(args, settings))
     for session in schedule.sessions:
         print(render_summary(session))
     print(f"{schedule.source}: OK, {len(schedule.sessions)} session(s), {len(schedule.talks)} items")
@@ -106,9 +106,9 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_console(args: argparse.Namespace, settings: Settings, *, note: str = "") -> int:
     from bot.console.app import Console, ReminderTicker, run_console, stdin_is_terminal
-    from bot.core.cache import cache_dir, load_ready
+    from bot.state.prepared import load_prepared
 
-    schedule, index = load_ready(_schedule_path(args, settings), cache_dir(settings))
+    schedule, index = load_prepared(settings, _schedule_path(args, settings))
     clock = _clock(args, settings)
     tz = _zone(args, schedule)
     console = Console(schedule, index, clock, tz)

@@ -20,7 +20,6 @@ from discord import app_commands
 
 from bot.config import Settings
 from bot.core.answers import next_talks
-from bot.core.cache import cache_dir, load_ready
 from bot.core.clock import Clock, SystemClock
 from bot.core.errors import UserError
 from bot.core.render_text import render_summary, talk_line
@@ -246,7 +245,9 @@ class SessionBot(discord.Client):
 
 
 def _build(settings: Settings, schedule_path: Path, clock: Clock, scope: SyncScope) -> SessionBot:
-    schedule, index = load_ready(schedule_path, cache_dir(settings))
+    from bot.state.prepared import load_prepared
+
+    schedule, index = load_prepared(settings, schedule_path)
     run = LIVE
     if scope is SyncScope.GUILD_IF_SET:
         clock, run = resumable_clock(clock, settings, schedule)

@@ -1,0 +1,42 @@
+"""The prepared schedule copy, sealed with a secret that lives in the state store.
+
+The copies in `cache/` are untrusted input: each is checked against an HMAC keyed by a random
+secret kept in the SQLite state file (not beside the copies) before any of it is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.config import Settings
+from bot.core.cache import cache_dir, load_ready, new_cache_key
+from bot.core.schedule import Schedule
+from bot.core.search import SearchIndex
+from bot.state.store import Store
+
+CACHE_KEY = "cache_key"
+
+
+def cache_key(store: Store) -> bytes:
+    """The state's secret for sealing prepared copies, made on first use."""
+    saved = store.get_meta(CACHE_KEY)
+    if saved:
+        try:
+            key = bytes.fromhex(saved)
+            if len(key) >= 16:
+                return key
+        except ValueError:
+            pass
+    key = new_cache_key()
+    store.set_meta(CACHE_KEY, key.hex())
+    return key
+
+
+def load_prepared(settings: Settings, path: str | Path) -> tuple[Schedule, SearchIndex]:
+    """The schedule and its index, from a sealed prepared copy when one matches the file."""
+    store = Store(settings.state_path)
+    try:
+        key = cache_key(store)
+    finally:
+        store.close()
+    return load_ready(path, cache_dir(settings), key)

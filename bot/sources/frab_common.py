@@ -1,0 +1,298 @@
+"""What frab JSON and frab XML share: the same conference in two spellings, turned into one Draft.
+
+Each reader only spells its format out into `RawConference` (texts and places, nothing checked); this
+module decides the instants, zones, kinds and texts once for both, so a JSON and an XML export of one
+conference give the same Draft. The rules every format shares (end after start, unique ids, titles)
+are the builder's, not ours: here odd things are only noted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.core.schedule import Problem, ScheduleError
+from bot.sources.draft import Draft, DraftItem, DraftSession, Place
+from bot.sources.kinds import kind_of
+from bot.sources.markup import readable
+
+UTC = dt.UTC
+NEEDS_ZONE = (
+    "this file states no time zone and its times carry no UTC offset, so its times could be anywhere: "
+    "set SCHEDULE_TIMEZONE to the conference's zone (for example Europe/Berlin)"
+)
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+_DURATION = re.compile(r"^(\d{1,3}):(\d{2})(?::(\d{2}))?$")
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass
+class RawEvent:
+    """One event as its format spells it: texts only, with the place of each field."""
+
+    place: Place
+    guid: str = ""
+    id: str = ""
+    title: str = ""
+    date: str = ""  # ISO 8601 instant, normally with its offset
+    start: str = ""  # "HH:MM" on the conference day, in the conference zone
+    duration: str = ""  # "0:30", "01:00" or "01:00:00"
+    end: str = ""  # ISO 8601 instant (newer exports)
+    room: str = ""
+    type: str = ""
+    track: str = ""
+    url: str = ""
+    subtitle: str = ""
+    abstract: str = ""
+    description: str = ""
+    persons: list[str] = field(default_factory=list)
+    places: dict[str, Place] = field(default_factory=dict)
+
+    def at(self, name: str) -> Place:
+        return self.places.get(name, self.place)
+
+
+@dataclass
+class RawRoom:
+    place: Place
+    name: str
+    events: list[RawEvent] = field(default_factory=list)
+
+
+@dataclass
+class RawDay:
+    place: Place
+    date: str
+    start: str = ""  # the day's first instant (day_start / start): where "after midnight" begins
+    rooms: list[RawRoom] = field(default_factory=list)
+
+
+@dataclass
+class RawConference:
+    place: Place
+    title: str = ""
+    time_zone_name: str = ""
+    zone_place: Place = field(default_factory=Place)
+    day_change: str = ""  # "09:00:00": the clock time a conference day starts (FOSDEM)
+    days: list[RawDay] = field(default_factory=list)
+
+
+def parse_instant(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
+def parse_clock(text: str) -> dt.time | None:
+    match = _CLOCK.match(text.strip())
+    if not match or int(match[1]) > 23 or int(match[2]) > 59 or int(match[3] or 0) > 59:
+        return None
+    return dt.time(int(match[1]), int(match[2]), int(match[3] or 0))
+
+
+def parse_duration(text: str) -> dt.timedelta | None:
+    """'0:30', '01:00' or '01:00:00' (hours may exceed 24); None when it is none of these."""
+    match = _DURATION.match(text.strip())
+    if not match or int(match[2]) > 59 or int(match[3] or 0) > 59:
+        return None
+    return dt.timedelta(hours=int(match[1]), minutes=int(match[2]), seconds=int(match[3] or 0))
+
+
+def offset_zone(moment: dt.datetime | None) -> ZoneInfo | None:
+    """The fixed zone (Etc/GMT-1 for +01:00) of an instant's offset, for files that give offsets but no zone name."""
+    offset = moment.utcoffset() if moment else None
+    if offset is None or offset % dt.timedelta(hours=1) or abs(offset) > dt.timedelta(hours=14):
+        return None
+    hours = int(offset / dt.timedelta(hours=1))
+    return ZoneInfo("Etc/UTC" if hours == 0 else f"Etc/GMT{-hours:+d}")
+
+
+def load_zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def slug(text: str) -> str:
+    return _SLUG.sub("-", text.lower()).strip("-")[:60]
+
+
+class Assembler:
+    """Turns a RawConference into a Draft; collects notes, and the problems that refuse the file."""
+
+    def __init__(self, source: str, timezone: ZoneInfo | None, notes: list[tuple[Place, str, str]] | None = None) -> None:
+        self.source = source
+        self.fallback = timezone
+        self.notes: list[tuple[Place, str, str]] = notes if notes is not None else []
+        self.problems: list[Problem] = []
+        self.zone: ZoneInfo | None = None
+        self.day_change: dt.time | None = None
+        self.session_ids: set[str] = set()
+
+    def note(self, place: Place, name: str, message: str) -> None:
+        self.notes.append((place, name, message))
+
+    def refuse(self, place: Place, name: str, message: str) -> None:
+        self.problems.append(Problem(place.line, place.path or name, message))
+
+    def draft(self, raw: RawConference) -> Draft:
+        self.zone = self._conference_zone(raw)
+        self.day_change = parse_clock(raw.day_change) if raw.day_change else None
+        if not raw.days:
+            self.note(raw.place, "days", "the file lists no days, so no events")
+        sessions = [session for number, day in enumerate(raw.days, 1) for session in self._day(day, number)]
+        if self.problems:
+            raise ScheduleError(self.source, _unique(self.problems))
+        return Draft(source=self.source, sessions=sessions, conference=raw.title.strip(), strict=False, notes=self.notes)
+
+    def _conference_zone(self, raw: RawConference) -> ZoneInfo | None:
+        name = raw.time_zone_name.strip()
+        if not name:
+            return self.fallback
+        zone = load_zone(name)
+        if zone is None:
+            using = f"using SCHEDULE_TIMEZONE ({self.fallback.key})" if self.fallback else "using the offsets of its times"
+            self.note(raw.zone_place, "time_zone_name", f"unknown time zone {name!r}; {using}")
+            return self.fallback
+        if self.fallback and self.fallback.key != zone.key:
+            self.note(raw.zone_place, "time_zone_name", f"the file's zone {name} is used, not SCHEDULE_TIMEZONE ({self.fallback.key})")
+        return zone
+
+    def _day(self, day: RawDay, number: int) -> list[DraftSession]:
+        day_start = parse_instant(day.start) if day.start else None
+        date = _date(day.date) or (day_start.date() if day_start else None)
+        if date is None:
+            self.note(day.place, "date", f"unreadable day date {day.date!r}; its events keep their own dates")
+        zone = self.zone or offset_zone(day_start) or next(filter(None, (offset_zone(parse_instant(e.date)) for r in day.rooms for e in r.events)), None)
+        if zone is None and any(r.events for r in day.rooms):
+            self.refuse(day.place, "time_zone_name", NEEDS_ZONE)
+        boundary = day_start.astimezone(zone).time() if day_start and day_start.tzinfo and zone else self.day_change
+        return [self._session(room, number, date, zone, boundary) for room in day.rooms]
+
+    def _session(self, room: RawRoom, number: int, date: dt.date | None, zone: ZoneInfo | None, boundary: dt.time | None) -> DraftSession:
+        name = room.name.strip()
+        if not name:
+            self.note(room.place, "room", "a room with an empty name")
+        session_id = self._session_id(f"day{number}-{slug(name) or 'room'}")
+        items = [self._item(event, name, date, zone, boundary) for event in room.events]
+        return DraftSession(
+            place=room.place,
+            id=session_id,
+            name=f"{name} · Day {number}" if name else f"Day {number}",
+            timezone=zone,
+            date=date,
+            items=items,
+            room=name,
+        )
+
+    def _session_id(self, wanted: str) -> str:
+        session_id, n = wanted, 1
+        while session_id in self.session_ids:
+            n += 1
+            session_id = f"{wanted}-{n}"
+        self.session_ids.add(session_id)
+        return session_id
+
+    def _item(self, event: RawEvent, room: str, date: dt.date | None, zone: ZoneInfo | None, boundary: dt.time | None) -> DraftItem:
+        if event.room.strip() and event.room.strip() != room:
+            self.note(event.at("room"), "room", f"the event names room {event.room.strip()!r} but is listed under {room!r}; kept under {room!r}")
+        start = self._start(event, date, zone, boundary)
+        event_id = event.guid.strip() or event.id.strip()
+        if not event_id:
+            self.note(event.place, "guid", "the event has neither guid nor id")
+        return DraftItem(
+            place=event.place,
+            id=event_id,
+            title=" ".join(event.title.split()),
+            start=start,
+            end=self._end(event, start, zone),
+            kind=kind_of(event.type, event.title),
+            authors=[" ".join(p.split()) for p in event.persons if p.strip()],
+            abstract=_abstract(event),
+            url=self._url(event),
+            track=" ".join(event.track.split()),
+            places={name: event.places[name] for name in ("title", "date", "start", "duration", "end", "room", "guid") if name in event.places},
+        )
+
+    def _start(self, event: RawEvent, date: dt.date | None, zone: ZoneInfo | None, boundary: dt.time | None) -> dt.datetime | None:
+        clock = parse_clock(event.start) if event.start.strip() else None
+        if event.start.strip() and clock is None:
+            self.note(event.at("start"), "start", f"unreadable start {event.start.strip()!r}; expected HH:MM")
+        if event.date.strip():
+            moment = parse_instant(event.date)
+            if moment is None:
+                self.note(event.at("date"), "date", f"unreadable date {event.date.strip()!r}; expected an ISO 8601 instant")
+            else:
+                if clock and moment.time() != clock:
+                    self.note(event.at("start"), "start", f"start {event.start.strip()} disagrees with date {event.date.strip()}; the date wins")
+                return self._in_zone(moment, zone)
+        if clock is None:
+            if not event.start.strip():
+                self.note(event.place, "start", "the event has no date and no start")
+            return None
+        if date is None or zone is None:
+            return None
+        on = date + dt.timedelta(days=1) if boundary and clock < boundary else date  # a conference day runs past midnight
+        return dt.datetime.combine(on, clock, tzinfo=zone)
+
+    def _in_zone(self, moment: dt.datetime, zone: ZoneInfo | None) -> dt.datetime | None:
+        if moment.tzinfo is None:  # no offset: the time is in the conference zone
+            return moment.replace(tzinfo=zone) if zone else None
+        return moment.astimezone(zone) if zone else moment
+
+    def _end(self, event: RawEvent, start: dt.datetime | None, zone: ZoneInfo | None) -> dt.datetime | None:
+        if event.end.strip():
+            moment = parse_instant(event.end)
+            if moment is not None:
+                return self._in_zone(moment, zone)
+            self.note(event.at("end"), "end", f"unreadable end {event.end.strip()!r}; expected an ISO 8601 instant")
+        if not event.duration.strip():
+            if not event.end.strip():
+                self.note(event.place, "duration", "the event has no duration and no end")
+            return None
+        length = parse_duration(event.duration)
+        if length is None:
+            self.note(event.at("duration"), "duration", f"unreadable duration {event.duration.strip()!r}; expected H:MM or HH:MM:SS")
+            return None
+        if start is None:
+            return None
+        return (start.astimezone(UTC) + length).astimezone(start.tzinfo)  # elapsed time, right across a DST change
+
+    def _url(self, event: RawEvent) -> str:
+        url = event.url.strip()
+        if url and not url.lower().startswith(("http://", "https://")):
+            self.note(event.at("url"), "url", f"not a web address, left out: {url[:80]!r}")
+            return ""
+        return url
+
+
+def _date(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        return None
+
+
+def _abstract(event: RawEvent) -> str:
+    """Subtitle, abstract and description as readable paragraphs; a description that repeats the abstract is left out."""
+    parts: list[str] = []
+    for text in (event.subtitle, event.abstract, event.description):
+        plain = readable(text)
+        if plain and not any(plain in seen for seen in parts):
+            parts.append(plain)
+    return "\n\n".join(parts)
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    """One refusal per distinct message: a file with no zone says so once, not once per day."""
+    seen: set[str] = set()
+    kept = []
+    for problem in problems:
+        if problem.message not in seen:
+            seen.add(problem.message)
+            kept.append(problem)
+    return kept

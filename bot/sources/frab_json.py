@@ -1,0 +1,143 @@
+"""frab and pretalx `schedule.json` (the C3VOC schedule format) read into a Draft.
+
+Real exports do not validate against the format's schema, so nothing here requires it: a container of
+the wrong type (days, rooms, a room's events) refuses the file with its JSON path, because events
+inside it would be lost; a field of the wrong type is noted with its path and the event is kept.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.core.schedule import Problem, ScheduleError
+from bot.sources.draft import Draft, Place
+from bot.sources.frab_common import Assembler, RawConference, RawDay, RawEvent, RawRoom
+
+_TEXT_FIELDS = ("title", "date", "start", "duration", "end", "room", "type", "track", "url", "subtitle", "abstract", "description")
+
+
+def read(data: bytes, source: str, timezone: ZoneInfo | None = None) -> Draft:
+    """The Draft of a frab/pretalx JSON export; ScheduleError (with the line or JSON path) when it cannot be read."""
+    reader = _Reader(source, timezone)
+    raw = reader.conference(_load(data, source))
+    if reader.assembler.problems:
+        raise ScheduleError(source, reader.assembler.problems)
+    return reader.assembler.draft(raw)
+
+
+def _load(data: bytes, source: str) -> Any:
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as err:
+        raise ScheduleError(source, [Problem(err.lineno, "(syntax)", f"not valid JSON at column {err.colno}: {err.msg}")]) from None
+    except UnicodeDecodeError as err:
+        raise ScheduleError(source, [Problem(0, "(file)", f"not UTF-8 text (byte {err.start})")]) from None
+    except RecursionError:
+        raise ScheduleError(source, [Problem(0, "(file)", "nested too deeply to be a schedule")]) from None
+    except ValueError as err:  # e.g. an integer of thousands of digits
+        raise ScheduleError(source, [Problem(0, "(file)", f"not readable as JSON: {err}")]) from None
+
+
+def _describe(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _key(path: str, key: str) -> str:
+    return f"{path}.{key}" if key.isidentifier() else f"{path}[{json.dumps(key, ensure_ascii=False)}]"
+
+
+class _Reader:
+    def __init__(self, source: str, timezone: ZoneInfo | None) -> None:
+        self.assembler = Assembler(source, timezone)
+
+    def _container(self, value: Any, path: str, kind: type, what: str) -> Any:
+        if isinstance(value, kind):
+            return value
+        expected = "an object" if kind is dict else "a list"
+        self.assembler.refuse(Place(path=path), path, f"{what} should be {expected}, not {_describe(value)}")
+        return None
+
+    def _text(self, node: dict, key: str, path: str) -> str:
+        value = node.get(key)
+        if value is None or isinstance(value, str):
+            return value or ""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if key not in {"id", "guid"}:
+                self.assembler.note(Place(path=_key(path, key)), key, f"{key} should be text, not a number; read as {value}")
+            return str(value)
+        self.assembler.note(Place(path=_key(path, key)), key, f"{key} should be text, not {_describe(value)}; left empty")
+        return ""
+
+    def conference(self, doc: Any) -> RawConference:
+        top = self._container(doc, "$", dict, "the file")
+        schedule = self._container(top.get("schedule"), "$.schedule", dict, "schedule") if top is not None else None
+        path = "$.schedule.conference"
+        conference = self._container(schedule.get("conference"), path, dict, "conference") if schedule is not None else None
+        if conference is None:
+            return RawConference(Place(path="$"))
+        days = self._container(conference.get("days"), f"{path}.days", list, "days")
+        return RawConference(
+            place=Place(path=path),
+            title=self._text(conference, "title", path) or self._text(conference, "acronym", path),
+            time_zone_name=self._text(conference, "time_zone_name", path),
+            zone_place=Place(path=f"{path}.time_zone_name"),
+            day_change=self._text(conference, "day_change", path),
+            days=[day for n, value in enumerate(days or []) if (day := self._day(value, f"{path}.days[{n}]"))],
+        )
+
+    def _day(self, value: Any, path: str) -> RawDay | None:
+        day = self._container(value, path, dict, "a day")
+        if day is None:
+            return None
+        rooms = self._container(day.get("rooms"), f"{path}.rooms", dict, "a day's rooms")
+        return RawDay(
+            place=Place(path=path),
+            date=self._text(day, "date", path),
+            start=self._text(day, "day_start", path),
+            rooms=[self._room(name, events, _key(f"{path}.rooms", name)) for name, events in (rooms or {}).items()],
+        )
+
+    def _room(self, name: str, value: Any, path: str) -> RawRoom:
+        events = self._container(value, path, list, f"room {name!r}")
+        room = RawRoom(Place(path=path), name)
+        for n, entry in enumerate(events or []):
+            if isinstance(entry, dict):
+                room.events.append(self._event(entry, f"{path}[{n}]"))
+            else:
+                self.assembler.note(Place(path=f"{path}[{n}]"), "event", f"an event should be an object, not {_describe(entry)}; skipped")
+        return room
+
+    def _event(self, node: dict, path: str) -> RawEvent:
+        event = RawEvent(Place(path=path), guid=self._text(node, "guid", path), id=self._text(node, "id", path))
+        for name in _TEXT_FIELDS:
+            setattr(event, name, self._text(node, name, path))
+        event.places = {name: Place(path=_key(path, name)) for name in ("guid", *_TEXT_FIELDS) if name in node}
+        event.persons = self._persons(node.get("persons"), _key(path, "persons"))
+        return event
+
+    def _persons(self, value: Any, path: str) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.assembler.note(Place(path=path), "persons", f"persons should be a list, not {_describe(value)}; no speakers read")
+            return []
+        names = []
+        for n, person in enumerate(value):
+            name = person if isinstance(person, str) else _person_name(person)
+            if name is None:
+                self.assembler.note(Place(path=f"{path}[{n}]"), "persons", "a person without a readable name; left out")
+            else:
+                names.append(name)
+        return names
+
+
+def _person_name(person: Any) -> str | None:
+    if not isinstance(person, dict):
+        return None
+    for key in ("public_name", "name", "full_public_name", "full_name"):
+        if isinstance(person.get(key), str) and person[key].strip():
+            return person[key]
+    return None

@@ -1,0 +1,221 @@
+"""Abstracts from exports made readable: HTML and Markdown become plain text that is safe in Discord.
+
+pretalx writes Markdown, FOSDEM writes HTML, frab writes either. A reader of a Discord message should
+see the words, the links and the list items, never a raw tag, an entity or a formatting mark, and
+nothing in an abstract may ping anyone. Only the standard library parses: nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+_BLOCK = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "section", "article", "header", "footer", "aside", "figure", "table", "dl"}
+_LINE = {"tr", "dt", "dd", "figcaption", "caption", "address", "center", "main", "nav", "details", "summary"}
+_INLINE = {
+    *("a", "b", "strong", "i", "em", "u", "s", "strike", "del", "ins", "code", "span", "small", "big", "sup", "sub", "mark"),
+    *("abbr", "cite", "q", "kbd", "var", "samp", "font", "tt", "time", "label", "thead", "tbody", "tfoot", "wbr", "html", "body"),
+}
+_HIDDEN = {"script", "style", "head", "template", "noscript", "svg", "math", "iframe", "object", "button", "select"}
+_LISTS = {"ul", "ol", "menu"}
+_VOID = {"br", "hr", "img", "wbr", "input", "meta", "link"}
+_HTML_DOCUMENT = re.compile(r"<(p|div|br|li|ul|ol|h[1-6]|table|tr|blockquote|pre)\b[^>]*>", re.IGNORECASE)
+_LINK_SCHEMES = ("http://", "https://", "mailto:")
+
+
+class _PlainText(HTMLParser):
+    """Collects the text of an HTML fragment with paragraphs, lines, list items and link targets kept."""
+
+    def __init__(self, *, collapse: bool) -> None:
+        super().__init__(convert_charrefs=True)
+        self.collapse = collapse  # HTML: runs of whitespace are one space; Markdown text keeps its lines
+        self.parts: list[str] = []
+        self.hidden = 0
+        self.pre = 0
+        self.lists: list[list[int]] = []  # per open list: [ordered, next number]
+        self.links: list[tuple[str, int]] = []  # per open <a>: (href, index of its first part)
+        self.cells = 0
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def _newlines_at_end(self) -> int:
+        tail = "".join(self.parts[-4:]).rstrip(" ")
+        count = len(tail) - len(tail.rstrip("\n"))
+        return 2 if count == len(tail) and len(self.parts) <= 4 else count  # nothing written yet: a fresh paragraph
+
+    def _break(self, lines: int) -> None:
+        missing = lines - self._newlines_at_end()
+        if missing > 0:
+            self._strip_trailing_spaces()
+            self.parts.append("\n" * missing)
+
+    def _strip_trailing_spaces(self) -> None:
+        while self.parts and self.parts[-1].endswith(" ") and not self.pre:
+            self.parts[-1] = self.parts[-1].rstrip(" ")
+            if not self.parts[-1]:
+                self.parts.pop()
+                continue
+            break
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _HIDDEN:
+            self.hidden += 1
+        elif self.hidden:
+            return
+        elif tag == "br":
+            self._strip_trailing_spaces()
+            self.parts.append("\n")
+        elif tag in _BLOCK or tag == "hr":
+            self._break(2)
+        elif tag in _LINE or tag == "pre":
+            self.pre += tag == "pre"
+            self._break(1)
+        elif tag in _LISTS:
+            self._break(1 if self.lists else 2)
+            self.lists.append([tag == "ol", 1])
+        elif tag == "li":
+            self._item()
+        elif tag in {"td", "th"}:
+            self.cells += 1
+            if self.cells > 1:
+                self.parts.append(" | ")
+        elif tag == "a":
+            href = (dict(attrs).get("href") or "").strip()
+            self.links.append((href if href.lower().startswith(_LINK_SCHEMES) else "", len(self.parts)))
+        elif tag == "img":
+            alt = (dict(attrs).get("alt") or "").strip()
+            if alt:
+                self.parts.append(alt)
+        elif tag not in _INLINE:
+            self.parts.append(self.get_starttag_text() or "")  # not HTML: "List<String>" stays as written
+
+    def _item(self) -> None:
+        self._break(1)
+        if not self.lists:
+            self.parts.append("• ")
+            return
+        ordered, number = self.lists[-1]
+        self.lists[-1][1] += 1
+        self.parts.append("  " * (len(self.lists) - 1) + (f"{number}. " if ordered else "• "))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif self.hidden or tag in _VOID:
+            return
+        elif tag in _BLOCK:
+            self._break(2)
+        elif tag in _LINE or tag == "pre":
+            self.pre = max(0, self.pre - (tag == "pre"))
+            self.cells = 0 if tag == "tr" else self.cells
+            self._break(1)
+        elif tag in _LISTS:
+            if self.lists:
+                self.lists.pop()
+            self._break(1 if self.lists else 2)
+        elif tag == "a" and self.links:
+            self._close_link(*self.links.pop())
+        elif tag not in _INLINE and tag not in {"li", "td", "th"}:
+            self.parts.append(f"</{tag}>")
+
+    def _close_link(self, href: str, first: int) -> None:
+        label = "".join(self.parts[first:]).strip()
+        target = href.removeprefix("mailto:")
+        if href and _bare(target) not in _bare(label):
+            self.parts.append(f" ({target})" if label else target)
+
+    def handle_data(self, data: str) -> None:
+        if self.hidden:
+            return
+        if self.collapse and not self.pre:
+            data = re.sub(r"\s+", " ", data)
+            if self._newlines_at_end():
+                data = data.lstrip(" ")
+        self.parts.append(data)
+
+
+def _bare(url: str) -> str:
+    return re.sub(r"^(https?://)?(www\.)?", "", url.strip().lower()).rstrip("/")
+
+
+# --------------------------------------------------------------------------- Markdown
+
+_FENCED = re.compile(r"^ {0,3}(```|~~~)[^\n]*\n(.*?)(?:^ {0,3}\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
+_RULE = re.compile(r"^ {0,3}([-*_=])(?:[ \t]*\1){2,}[ \t]*$", re.MULTILINE)
+_TABLE_RULE = re.compile(r"^ {0,3}\|?[ \t]*:?-{3,}:?[ \t]*(\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$", re.MULTILINE)
+_QUOTE = re.compile(r"^ {0,3}(?:>[ \t]?)+", re.MULTILINE)
+_BULLET = re.compile(r"^([ \t]*)[*+-][ \t]+", re.MULTILINE)
+_IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)")
+_LINK = re.compile(r"\[([^\]\n]+)\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^\"'\n]*[\"'])?\s*\)")
+_AUTOLINK = re.compile(r"<((?:https?://|mailto:)[^>\s]+)>", re.IGNORECASE)
+_STRONG = re.compile(r"(\*\*|__|~~)(?=\S)(.+?)(?<=\S)\1", re.DOTALL)
+_EMPHASIS = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])|(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
+_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!>~|])")
+
+
+def _link(match: re.Match[str]) -> str:
+    label, url = match.group(1).strip(), match.group(2)
+    if not url.lower().startswith(_LINK_SCHEMES):
+        return label
+    url = url.removeprefix("mailto:")
+    return label if _bare(url) in _bare(label) else f"{label} ({url})"
+
+
+def _markdown(text: str) -> str:
+    text = _HEADING.sub(r"\1", text)
+    text = _TABLE_RULE.sub("", text)
+    text = _RULE.sub("", text)
+    text = _QUOTE.sub("", text)
+    text = _BULLET.sub(r"\1• ", text)
+    text = _IMAGE.sub(r"\1", text)
+    text = _LINK.sub(_link, text)
+    text = _AUTOLINK.sub(lambda m: m.group(1).removeprefix("mailto:"), text)
+    text = _STRONG.sub(r"\2", text)
+    text = _EMPHASIS.sub(lambda m: m.group(1) or m.group(2), text)
+    return _ESCAPE.sub(r"\1", text)
+
+
+# --------------------------------------------------------------------------- Discord safety
+
+_EVERYONE = re.compile(r"@(everyone|here)\b", re.IGNORECASE)
+_MENTION = re.compile(r"<(@[!&]?|#)(?=\d)")
+_SPACES = re.compile(r"(?<=\S) {2,}")  # inside a line; the indent of a nested list item stays
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def neutralise_mentions(text: str) -> str:
+    """@everyone, @here and <@id>/<@&id>/<#id> with a zero-width space inside, so nothing pings or links."""
+    return _MENTION.sub("<\u200b\\1", _EVERYONE.sub("@\u200b\\1", text))
+
+
+def _tidy(text: str) -> str:
+    text = "\n".join(_SPACES.sub(" ", line.rstrip()) for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def readable(text: str) -> str:
+    """Plain, Discord-safe text from HTML or Markdown: words, links as text, list items as lines."""
+    if not text:
+        return ""
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    "))
+    codes: list[str] = []
+
+    def keep_code(match: re.Match[str]) -> str:
+        codes.append(match.group(2).strip("\n") if match.re is _FENCED else match.group(2).strip())
+        return f"\x00{len(codes) - 1}\x00"
+
+    text = _CODE_SPAN.sub(keep_code, _FENCED.sub(keep_code, text))  # code is literal in Markdown
+    html = bool(_HTML_DOCUMENT.search(text))
+    if not html:  # Markdown: the marks go; HTML inside it is still read below
+        text = _markdown(text)
+    if "<" in text or "&" in text:  # tags or entities to read; plain text skips the parser
+        parser = _PlainText(collapse=html)
+        parser.feed(text)
+        parser.close()
+        text = parser.text()
+    if codes:
+        text = re.sub(r"\x00(\d+)\x00", lambda m: codes[int(m.group(1))], text)
+    return neutralise_mentions(_tidy(text))

@@ -130,17 +130,20 @@ class Assembler:
         self.notes: list[tuple[Place, str, str]] = notes if notes is not None else []
         self.problems: list[Problem] = []
         self.zone: ZoneInfo | None = None
+        self.zone_place = Place()
         self.day_change: dt.time | None = None
         self.session_ids: set[str] = set()
 
     def note(self, place: Place, name: str, message: str) -> None:
-        self.notes.append((place, name, message))
+        """A JSON place is already the field's own path, so its field name stays empty (the builder joins the two)."""
+        self.notes.append((place, "" if place.path else name, message))
 
     def refuse(self, place: Place, name: str, message: str) -> None:
         self.problems.append(Problem(place.line, place.path or name, message))
 
     def draft(self, raw: RawConference) -> Draft:
         self.zone = self._conference_zone(raw)
+        self.zone_place = raw.zone_place
         self.day_change = parse_clock(raw.day_change) if raw.day_change else None
         if not raw.days:
             self.note(raw.place, "days", "the file lists no days, so no events")
@@ -169,7 +172,7 @@ class Assembler:
             self.note(day.place, "date", f"unreadable day date {day.date!r}; its events keep their own dates")
         zone = self.zone or offset_zone(day_start) or next(filter(None, (offset_zone(parse_instant(e.date)) for r in day.rooms for e in r.events)), None)
         if zone is None and any(r.events for r in day.rooms):
-            self.refuse(day.place, "time_zone_name", NEEDS_ZONE)
+            self.refuse(self.zone_place, "time_zone_name", NEEDS_ZONE)
         boundary = day_start.astimezone(zone).time() if day_start and day_start.tzinfo and zone else self.day_change
         return [self._session(room, number, date, zone, boundary) for room in day.rooms]
 
@@ -203,7 +206,7 @@ class Assembler:
         start = self._start(event, date, zone, boundary)
         event_id = event.guid.strip() or event.id.strip()
         if not event_id:
-            self.note(event.place, "guid", "the event has neither guid nor id")
+            self.note(event.at("guid"), "guid", "the event has neither guid nor id")
         return DraftItem(
             place=event.place,
             id=event_id,
@@ -211,7 +214,7 @@ class Assembler:
             start=start,
             end=self._end(event, start, zone),
             kind=kind_of(event.type, event.title),
-            authors=[" ".join(p.split()) for p in event.persons if p.strip()],
+            authors=[p.strip() for p in event.persons if p.strip()],  # as written: "Matt  Bernhard" is how 33C3 spells him everywhere
             abstract=_abstract(event),
             url=self._url(event),
             track=" ".join(event.track.split()),
@@ -232,7 +235,7 @@ class Assembler:
                 return self._in_zone(moment, zone)
         if clock is None:
             if not event.start.strip():
-                self.note(event.place, "start", "the event has no date and no start")
+                self.note(event.at("start"), "start", "the event has no date and no start")
             return None
         if date is None or zone is None:
             return None
@@ -252,7 +255,7 @@ class Assembler:
             self.note(event.at("end"), "end", f"unreadable end {event.end.strip()!r}; expected an ISO 8601 instant")
         if not event.duration.strip():
             if not event.end.strip():
-                self.note(event.place, "duration", "the event has no duration and no end")
+                self.note(event.at("duration"), "duration", "the event has no duration and no end")
             return None
         length = parse_duration(event.duration)
         if length is None:

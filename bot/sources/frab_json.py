@@ -65,9 +65,7 @@ class _Reader:
         if value is None or isinstance(value, str):
             return value or ""
         if isinstance(value, int | float) and not isinstance(value, bool):
-            if key not in {"id", "guid"}:
-                self.assembler.note(Place(path=_key(path, key)), key, f"{key} should be text, not a number; read as {value}")
-            return str(value)
+            return str(value)  # an id, or a title like 1984; a number where a time belongs is noted when it is read
         self.assembler.note(Place(path=_key(path, key)), key, f"{key} should be text, not {_describe(value)}; left empty")
         return ""
 
@@ -114,7 +112,7 @@ class _Reader:
         event = RawEvent(Place(path=path), guid=self._text(node, "guid", path), id=self._text(node, "id", path))
         for name in _TEXT_FIELDS:
             setattr(event, name, self._text(node, name, path))
-        event.places = {name: Place(path=_key(path, name)) for name in ("guid", *_TEXT_FIELDS) if name in node}
+        event.places = {name: Place(path=_key(path, name)) for name in ("guid", *_TEXT_FIELDS)}  # a missing field's path names it too
         event.persons = self._persons(node.get("persons"), _key(path, "persons"))
         return event
 

@@ -58,6 +58,8 @@ def _reason(err: ET.ParseError) -> str:
 
 def _defused(err: DefusedXmlException) -> str:
     name = type(err).__name__
+    if name == "EntitiesForbidden" and getattr(err, "sysid", None):
+        return f"the file declares the external entity {getattr(err, 'name', '?')!r} ({str(err.sysid)[:80]})"
     if name == "EntitiesForbidden":
         return f"the file declares the entity {getattr(err, 'name', '?')!r} (entities can expand without bound)"
     if name == "ExternalReferenceForbidden":

@@ -174,8 +174,7 @@ def _markdown(text: str) -> str:
     text = _LINK.sub(_link, text)
     text = _AUTOLINK.sub(lambda m: m.group(1).removeprefix("mailto:"), text)
     text = _STRONG.sub(r"\2", text)
-    text = _EMPHASIS.sub(lambda m: m.group(1) or m.group(2), text)
-    return _ESCAPE.sub(r"\1", text)
+    return _EMPHASIS.sub(lambda m: m.group(1) or m.group(2), text)
 
 
 # --------------------------------------------------------------------------- Discord safety
@@ -201,21 +200,22 @@ def readable(text: str) -> str:
     if not text:
         return ""
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    "))
-    codes: list[str] = []
+    literal: list[str] = []  # code and escaped marks, kept out of every rule below and put back at the end
 
-    def keep_code(match: re.Match[str]) -> str:
-        codes.append(match.group(2).strip("\n") if match.re is _FENCED else match.group(2).strip())
-        return f"\x00{len(codes) - 1}\x00"
+    def keep(match: re.Match[str]) -> str:
+        literal.append(match.group(1) if match.re is _ESCAPE else match.group(2).strip("\n") if match.re is _FENCED else match.group(2).strip())
+        return f"\x00{len(literal) - 1}\x00"
 
-    text = _CODE_SPAN.sub(keep_code, _FENCED.sub(keep_code, text))  # code is literal in Markdown
+    text = _CODE_SPAN.sub(keep, _FENCED.sub(keep, text))
     html = bool(_HTML_DOCUMENT.search(text))
     if not html:  # Markdown: the marks go; HTML inside it is still read below
-        text = _markdown(text)
+        text = _markdown(_ESCAPE.sub(keep, text))
     if "<" in text or "&" in text:  # tags or entities to read; plain text skips the parser
         parser = _PlainText(collapse=html)
         parser.feed(text)
         parser.close()
         text = parser.text()
-    if codes:
-        text = re.sub(r"\x00(\d+)\x00", lambda m: codes[int(m.group(1))], text)
-    return neutralise_mentions(_tidy(text))
+    text = _tidy(text)
+    if literal:
+        text = re.sub(r"\x00(\d+)\x00", lambda m: literal[int(m.group(1))], text)
+    return neutralise_mentions(text)

@@ -34,7 +34,7 @@ def _parse(data: bytes, source: str) -> tuple[ET.Element, dict[int, int]]:
     lines: dict[int, int] = {}
 
     def element(tag: str, attrs: dict[str, str]) -> ET.Element:
-        made = ET.Element(tag, attrs)
+        made = ET.Element(tag.rpartition("}")[2], attrs)  # a namespaced export reads like a plain one
         lines[id(made)] = parser.parser.CurrentLineNumber
         return made
 

@@ -232,6 +232,13 @@ def test_duplicate_guids_are_both_passed_on() -> None:
     assert len(schedule.talks) == 2 and any("duplicate id" in w.message for w in warnings)
 
 
+def test_subtitle_abstract_and_description_are_read_once_each() -> None:
+    item = only_item(frab_json.read(frab([event(subtitle="Why", abstract="<p>Short &amp; sweet.</p>", description="Short & sweet. And **more**.")]), "t.json"))
+    assert item.abstract == "Why\n\nShort & sweet. And more."
+    item = only_item(frab_json.read(frab([event(abstract="Same text.", description="Same text.")]), "t.json"))
+    assert item.abstract == "Same text."
+
+
 def test_a_missing_guid_falls_back_to_the_id() -> None:
     item = only_item(frab_json.read(frab([{**event(), "guid": None, "id": 4242}]), "t.json"))
     assert item.id == "4242"

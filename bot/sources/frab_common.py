@@ -281,12 +281,12 @@ def _date(text: str) -> dt.date | None:
 
 
 def _abstract(event: RawEvent) -> str:
-    """Subtitle, abstract and description as readable paragraphs; a description that repeats the abstract is left out."""
+    """Subtitle, abstract and description as readable paragraphs; a text that another one repeats is said once."""
     parts: list[str] = []
     for text in (event.subtitle, event.abstract, event.description):
         plain = readable(text)
         if plain and not any(plain in seen for seen in parts):
-            parts.append(plain)
+            parts = [*(seen for seen in parts if seen not in plain), plain]
     return "\n\n".join(parts)
 
 

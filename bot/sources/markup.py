@@ -126,7 +126,7 @@ class _PlainText(HTMLParser):
             self.parts.append(f" ({target})" if label else target)
 
     def handle_data(self, data: str) -> None:
-        if self.hidden:
+        if self.hidden or not data:
             return
         if self.collapse and not self.pre:
             data = re.sub(r"\s+", " ", data)

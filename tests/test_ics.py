@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.core.schedule import ScheduleError
-from bot.sources import ics
+from bot.sources import ics, parse_bytes
 from bot.sources.build import build
 from bot.sources.draft import Draft, DraftItem
 
@@ -100,6 +100,11 @@ def test_a_real_export_builds_with_every_event_on_its_true_instant(name: str, co
         start, end, room, speakers, title = expected[_key(name, talk.id, talk.url)]
         assert (talk.start, talk.end, session.room, list(talk.authors), talk.title) == (start, end, room, speakers, title)
     assert all("overlap" in w.message or "starts at" in w.message for w in warnings)  # GOOD 2025 itself overlaps in one room
+
+
+def test_an_ics_file_is_detected_and_loaded_by_content() -> None:
+    schedule, _ = parse_bytes((SAMPLES / "33c3-2016.ics").read_bytes(), "schedule.ics")
+    assert (len(schedule.talks), schedule.conference) == (150, "")  # "schedule" names no conference
 
 
 def test_sessions_are_one_room_on_one_local_day() -> None:
@@ -290,6 +295,12 @@ def test_an_unreadable_dtstart_is_noted_and_left_out() -> None:
     draft = ics.read(_calendar(_event("bad", start="DTSTART:2025XXXX"), _event("good")), "bad.ics")
     assert [item.id for item in _items(draft)] == ["good"]
     assert "'2025XXXX'" in _notes(draft)
+
+
+def test_an_unreadable_line_inside_an_event_is_noted_and_the_event_kept() -> None:
+    draft = ics.read(_calendar(_event(extra="this line has no colon")), "odd.ics")
+    assert len(_items(draft)) == 1
+    assert "unreadable line, ignored" in _notes(draft)
 
 
 def test_speakers_from_attendee_and_organizer_common_names() -> None:

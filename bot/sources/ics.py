@@ -207,8 +207,8 @@ def _unusable_rules(component: Any) -> str:
         return f"has {len(parts)} STANDARD/DAYLIGHT parts, not 1 to 4"
     dates = 0
     for part in parts:
-        start = part.get("DTSTART")
-        if not isinstance(getattr(start, "dt", None), dt.date) or start.dt.year < 1583:
+        start = _value(part.get("DTSTART"))
+        if not isinstance(start, dt.date) or start.year < 1583:
             return "has a part with no readable DTSTART after 1582"
         for rule in _listed(part.get("RRULE")):
             if not _yearly(rule):
@@ -276,8 +276,9 @@ class _Reader:
         def at(name: str) -> Place:
             return Place(line=where.get(name, place.line))
 
-        for name, error in event.errors:
-            self.note(at(name) if name else place, name or "VEVENT", f"unreadable, left out: {_short(error)}")
+        for name, error in event.errors:  # the times are reported where they are read
+            if name not in _TIMES:
+                self.note(at(name) if name else place, name or "VEVENT", f"unreadable {name or 'line'}, ignored: {_short(error)}")
         summary = _text(event, "SUMMARY")
         if _text(event, "STATUS").strip().upper() == "CANCELLED":
             self.note(at("STATUS"), "STATUS", f"{_short(summary, 80)!r} is cancelled (STATUS:CANCELLED); left out")
@@ -423,6 +424,7 @@ class _Reader:
         return title, people
 
 
+_TIMES = frozenset({"DTSTART", "DTEND", "DURATION"})
 _PLACES = {
     "id": "UID",
     "title": "SUMMARY",
@@ -544,11 +546,17 @@ def _sessions(entries: list[tuple[dt.datetime, str, DraftItem]], zone: ZoneInfo)
     taken: set[str] = set()
     for (day, room), timed in sorted(groups.items(), key=lambda group: (group[0][0], group[1][0][0], group[0][1])):
         number, items = day_numbers[day], [item for _, item in timed]
-        session_id, wanted, n = f"day{number}-{_slug(room) or 'room'}", f"day{number}-{_slug(room) or 'room'}", 1
-        while session_id in taken:
-            n += 1
-            session_id = f"{wanted}-{n}"
-        taken.add(session_id)
+        session_id = _unused(f"day{number}-{_slug(room) or 'room'}", taken)
         name = f"{room} · Day {number}" if room else f"Day {number}"
         sessions.append(DraftSession(place=items[0].place, id=session_id, name=name, timezone=zone, date=day, items=items, room=room))
     return sessions
+
+
+def _unused(wanted: str, taken: set[str]) -> str:
+    """`wanted`, or `wanted-2`, `wanted-3`, ...: rooms "Hall 1" and "Hall-1" slug alike."""
+    session_id, n = wanted, 1
+    while session_id in taken:
+        n += 1
+        session_id = f"{wanted}-{n}"
+    taken.add(session_id)
+    return session_id

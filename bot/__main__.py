@@ -18,9 +18,10 @@ from dateutil.parser import isoparse
 from bot.config import ConfigError, Secret, Settings, load_settings
 from bot.core.clock import Clock, make_clock
 from bot.core.render_text import render_summary
-from bot.core.schedule import Schedule, ScheduleError, load_schedule
+from bot.core.schedule import Schedule, ScheduleError
 from bot.logsafety import RedactingFilter
 from bot.logsafety import install as install_redaction
+from bot.sources import load_schedule
 from bot.state.store import StateError
 
 log = logging.getLogger("bot")

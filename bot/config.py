@@ -11,13 +11,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.parser import isoparse
 from dotenv import dotenv_values
 
+from bot.core.schedule import Kind
+
 DEFAULT_SCHEDULE = Path("data/track28.yaml")
 DEFAULT_STATE = Path("state/bot.sqlite3")
-KNOWN_KINDS = ("oral", "spotlight", "qa")
+KNOWN_KINDS = tuple(k.value for k in Kind if k is not Kind.BREAK)  # breaks never get reminders
+DEFAULT_KINDS = frozenset(k for k in KNOWN_KINDS if k != "qa")  # a joint Q&A follows talks that were reminded
 
 
 class ConfigError(Exception):
@@ -46,12 +50,13 @@ class Settings:
     guild_id: int | None = None
     reminder_channel_id: int | None = None
     schedule_path: Path = DEFAULT_SCHEDULE
+    schedule_timezone: ZoneInfo | None = None  # for a schedule file that states no zone and no offsets
     state_path: Path = DEFAULT_STATE
     replay_from: dt.datetime | None = None
     clock_speed: float = 1.0
     log_level: str = "INFO"
     reminder_leads: tuple[int, ...] = (5,)
-    reminder_kinds: frozenset[str] = frozenset({"oral", "spotlight"})
+    reminder_kinds: frozenset[str] = DEFAULT_KINDS
     reminder_role_id: int | None = None
     reminder_grace_minutes: int = 10
 
@@ -101,12 +106,24 @@ def _leads(env: Mapping[str, str]) -> tuple[int, ...]:
 
 
 def _kinds(env: Mapping[str, str]) -> frozenset[str]:
-    raw = env.get("REMINDER_KINDS", "").strip() or "oral,spotlight"
+    raw = env.get("REMINDER_KINDS", "").strip()
+    if not raw:
+        return DEFAULT_KINDS
     kinds = frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
     unknown = kinds - set(KNOWN_KINDS)
     if not kinds or unknown:
         raise ConfigError(f"REMINDER_KINDS may list {', '.join(KNOWN_KINDS)}; got {raw!r}")
     return kinds
+
+
+def _zone(env: Mapping[str, str], name: str) -> ZoneInfo | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name} must be an IANA time zone such as Europe/Berlin or America/New_York, got {raw[:80]!r}") from None
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -135,6 +152,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         guild_id=_snowflake(env, "DISCORD_GUILD_ID"),
         reminder_channel_id=_snowflake(env, "REMINDER_CHANNEL_ID"),
         schedule_path=Path(env.get("SCHEDULE_PATH", "").strip() or DEFAULT_SCHEDULE),
+        schedule_timezone=_zone(env, "SCHEDULE_TIMEZONE"),
         state_path=Path(env.get("STATE_PATH", "").strip() or DEFAULT_STATE),
         replay_from=_replay(env),
         clock_speed=_speed(env),

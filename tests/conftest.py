@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.core.schedule import Schedule, load_schedule
+from bot.core.schedule import Schedule
 from bot.core.search import SearchIndex
+from bot.sources import load_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACK28 = ROOT / "data" / "track28.yaml"

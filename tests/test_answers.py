@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from bot.core.answers import Phase, agenda, next_talks, on_now, until
 from bot.core.render_text import render_next, render_now
-from bot.core.schedule import parse_schedule
+from bot.sources import parse_schedule
 from tests.conftest import PST, pst
 from tests.test_schedule import VALID
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 from bench.generate import generate_schedule
-from bot.core.schedule import TALK_KINDS, parse_schedule
+from bot.core.schedule import TALK_KINDS
 from bot.core.search import SearchIndex
+from bot.sources import parse_schedule
 
 TALKS = 120
 

@@ -118,8 +118,8 @@ def test_copies_of_other_files_and_foreign_files_are_left_alone(source, folder, 
 
 def test_a_broken_file_is_refused_even_after_a_good_one_was_prepared(source, folder):
     load_ready(source, folder)
-    source.write_text(VALID.replace("kind: oral", "kind: keynote"), encoding="utf-8")
-    with pytest.raises(ScheduleError, match="keynote"):
+    source.write_text(VALID.replace("kind: oral", "kind: keynoot"), encoding="utf-8")
+    with pytest.raises(ScheduleError, match="keynoot"):
         load_ready(source, folder)
 
 

@@ -15,7 +15,8 @@ TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.fake-token-for-tests-only"
 def test_defaults():
     settings = settings_from({})
     assert settings.reminder_leads == (5,)
-    assert settings.reminder_kinds == {"oral", "spotlight"}
+    assert settings.reminder_kinds == {"oral", "spotlight", "talk", "keynote", "workshop", "lightning", "panel", "other"}
+    assert settings.schedule_timezone is None
     assert str(settings.schedule_path) == "data/track28.yaml"
     assert settings.clock_speed == 1.0
 
@@ -29,7 +30,10 @@ def test_defaults():
         ("BOT_REPLAY_FROM", "2020-12-10T05:50"),
         ("BOT_CLOCK_SPEED", "-1"),
         ("REMINDER_LEAD_MINUTES", "five"),
-        ("REMINDER_KINDS", "oral,keynote"),
+        ("REMINDER_KINDS", "oral,keynoot"),
+        ("REMINDER_KINDS", "oral,break"),
+        ("SCHEDULE_TIMEZONE", "CEST"),
+        ("SCHEDULE_TIMEZONE", "../../etc/passwd"),
         ("REMINDER_GRACE_MINUTES", "-3"),
         ("LOG_LEVEL", "LOUD"),
         ("DISCORD_TOKEN", "two words"),
@@ -44,6 +48,20 @@ def test_several_leads_and_kinds():
     settings = settings_from({"REMINDER_LEAD_MINUTES": "2, 10", "REMINDER_KINDS": "oral,spotlight,qa"})
     assert settings.reminder_leads == (10, 2)
     assert "qa" in settings.reminder_kinds
+
+
+def test_reminders_by_default_for_every_kind_of_talk_but_not_qa_or_breaks():
+    """Track 28 (orals, spotlights, Q&As, breaks) is reminded exactly as before the kinds grew."""
+    kinds = settings_from({}).reminder_kinds
+    assert {"oral", "spotlight"} <= kinds
+    assert "qa" not in kinds
+    assert "break" not in kinds
+    assert settings_from({"REMINDER_KINDS": "Keynote, workshop"}).reminder_kinds == {"keynote", "workshop"}
+
+
+def test_schedule_timezone_is_an_iana_zone():
+    assert settings_from({"SCHEDULE_TIMEZONE": "Europe/Berlin"}).schedule_timezone.key == "Europe/Berlin"
+    assert settings_from({"SCHEDULE_TIMEZONE": "US/Eastern"}).schedule_timezone.key == "US/Eastern"  # legacy names still work
 
 
 def test_token_never_shows_in_repr_or_format():

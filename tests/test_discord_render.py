@@ -12,10 +12,11 @@ import pytest
 
 from bot.core import answers
 from bot.core.errors import AmbiguousQuery, QueryTooLong, TalkNotFound
-from bot.core.schedule import Schedule, parse_schedule
+from bot.core.schedule import Schedule
 from bot.core.search import SearchIndex
 from bot.discord_ui import render
 from bot.discord_ui.commands import to_choices
+from bot.sources import parse_schedule
 from tests.conftest import pst
 from tests.standin.validation import check_message, embed_length
 

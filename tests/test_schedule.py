@@ -14,7 +14,9 @@ import pytest
 import yaml
 
 from bench.generate import generate_schedule
-from bot.core.schedule import MAX_TEXT_CHARS, MAX_VALUES, Kind, ScheduleError, load_schedule, parse_schedule
+from bot.core.schedule import Kind, ScheduleError
+from bot.sources import load_schedule, parse_schedule
+from bot.sources.yaml_source import MAX_TEXT_CHARS, MAX_VALUES
 from tests.conftest import ROOT
 
 SEED = ROOT.parent / "shared" / "seed" / "neurips2020-track28-session.txt"
@@ -252,9 +254,9 @@ def test_duplicate_key_in_one_item():
 
 
 def test_unknown_kind():
-    problem = only_problem(VALID.replace("kind: spotlight", "kind: keynote"))
+    problem = only_problem(VALID.replace("kind: spotlight", "kind: keynoot"))
     assert (problem.line, problem.field) == (16, "sessions[0].items[1].kind")
-    assert "unknown kind 'keynote'" in problem.message
+    assert "unknown kind 'keynoot'" in problem.message
 
 
 def test_unknown_time_zone():
@@ -283,7 +285,7 @@ def test_follows_must_name_existing_items():
 
 
 def test_all_problems_are_reported_at_once():
-    bad = VALID.replace("kind: spotlight", "kind: keynote").replace("title: First talk", 'title: ""')
+    bad = VALID.replace("kind: spotlight", "kind: keynoot").replace("title: First talk", 'title: ""')
     assert len(refuse(bad).problems) == 2
 
 
@@ -314,7 +316,8 @@ KEY_BOMB = laughs('["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol
 CHILD = """
 import resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-from bot.core.schedule import ScheduleError, load_schedule
+from bot.core.schedule import ScheduleError
+from bot.sources import load_schedule
 start = time.perf_counter()
 try:
     load_schedule(sys.argv[1])
@@ -444,7 +447,7 @@ def test_check_prints_a_summary_per_session():
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        (("kind: spotlight", "kind: keynote"), "kind"),
+        (("kind: spotlight", "kind: keynoot"), "kind"),
         (("end: 2020-12-10T06:25:00-08:00", "end: 2020-12-10T06:05:00-08:00"), "end"),
         (("title: First talk", 'title: "First talk'), "title"),
     ],

@@ -11,9 +11,10 @@ import pytest
 
 from bot.core.answers import QUERY_MAX, find_author, find_talk, suggest_authors, suggest_talks
 from bot.core.errors import AmbiguousQuery, AuthorNotFound, EmptyQuery, QueryTooLong, TalkNotFound
-from bot.core.schedule import Schedule, parse_schedule
+from bot.core.schedule import Schedule
 from bot.core.search import SearchIndex
 from bot.core.text import fold, plain_text
+from bot.sources import parse_schedule
 from tests.conftest import pst
 
 TALK_QUERIES = [

@@ -39,8 +39,9 @@ import numpy as np
 
 from bot.config import Settings
 from bot.core import search
-from bot.core.schedule import Kind, Problem, Schedule, ScheduleError, Session, Talk, gc_paused, load_schedule, parse_schedule
+from bot.core.schedule import Kind, Problem, Schedule, ScheduleError, Session, Talk, gc_paused
 from bot.core.search import SearchIndex
+from bot.sources import load_schedule, parse_schedule
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +286,7 @@ def _drop_older(target: Path) -> None:
 _FIELDS = {
     Schedule: ("sessions", "conference", "source"),
     Session: ("id", "name", "timezone", "date", "items", "chairs", "room"),
-    Talk: ("id", "session_id", "kind", "start", "end", "title", "authors", "abstract", "follows"),
+    Talk: ("id", "session_id", "kind", "start", "end", "title", "authors", "abstract", "follows", "url", "track"),
 }
 
 
@@ -319,6 +320,8 @@ def _schedule_doc(schedule: Schedule, arrays: dict[str, np.ndarray]) -> tuple[di
             "title": [t.title for t in talks],
             "authors": [list(t.authors) for t in talks],
             "follows": [list(t.follows) for t in talks],
+            "url": [t.url for t in talks],
+            "track": [t.track for t in talks],
         },
     }, b"".join(abstracts)
 
@@ -350,6 +353,8 @@ def _schedule_from(doc: Any, abstracts: list[str], arrays: dict[str, np.ndarray]
         _name_lists(raw_talks, "authors", size),
         abstracts,
         _name_lists(raw_talks, "follows", size),
+        _column(raw_talks, "url", size, str),
+        _column(raw_talks, "track", size, str),
     )
     talks = list(items)
     zones = {key: ZoneInfo(key) for key in set(_column(raw_sessions, "timezone", count, str))}

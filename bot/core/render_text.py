@@ -155,7 +155,7 @@ def render_summary(session: Session) -> str:
     counts: dict[str, int] = {}
     for talk in session.items:
         counts[talk.kind.label] = counts.get(talk.kind.label, 0) + 1
-    parts = ", ".join(f"{n} {_PLURALS[label] if n != 1 else label.lower()}" for label, n in counts.items())
+    parts = ", ".join(f"{n} {_PLURALS.get(label, f'{label.lower()}s') if n != 1 else label.lower()}" for label, n in counts.items())
     tz = session.timezone
     when = f"{day(session.start, tz)} {session.start.astimezone(tz):%H:%M}–{clock_time(session.end, tz)} ({tz.key})"
     return f"{session.id}: {session.name} · {when} · {len(session.items)} items: {parts}"

@@ -14,6 +14,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+MAX_TEXT_CHARS = 100_000
+"""Longest text value: an abstract is a few thousand characters (the longest of the 100,000-talk
+benchmark has 2,432), so this only refuses files that are not schedules."""
+
 
 @dataclass(frozen=True, slots=True)
 class Place:
@@ -66,3 +70,4 @@ class Draft:
     conference: str = ""
     strict: bool = False  # our YAML: every problem refuses; foreign exports: warn and load
     notes: list[tuple[Place, str, str]] = field(default_factory=list)  # (place, field, message) noted while reading
+    allow_overlaps: bool = False  # items in one room may overlap (warned, not refused): set by imported YAML that has them

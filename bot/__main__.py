@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|console|check|sync|plan]`.
+"""Command line: `python -m bot [run|console|check|import|sync|plan]`.
 
 Loads settings and the schedule, then starts one front-end. User mistakes (a bad setting, a
 malformed schedule) end with a clear message and exit code 2, never a traceback.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -18,10 +19,10 @@ from dateutil.parser import isoparse
 from bot.config import ConfigError, Secret, Settings, load_settings
 from bot.core.clock import Clock, make_clock
 from bot.core.render_text import render_summary
-from bot.core.schedule import Schedule, ScheduleError
+from bot.core.schedule import Problem, Schedule, ScheduleError
 from bot.logsafety import RedactingFilter
 from bot.logsafety import install as install_redaction
-from bot.sources import load_schedule
+from bot.sources import load_file, load_schedule
 from bot.state.store import StateError
 
 log = logging.getLogger("bot")
@@ -49,8 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", parents=[common], help="connect to Discord (the console when no token is set)")
     sub.add_parser("console", parents=[common], help="answer the slash commands in this terminal, no Discord needed")
-    check = sub.add_parser("check", parents=[common], help="validate a schedule file and summarise it")
+    check = sub.add_parser("check", parents=[common], help="validate a schedule file of any format and summarise it")
     check.add_argument("path", nargs="?", help="schedule file (default: SCHEDULE_PATH or data/track28.yaml)")
+    check.add_argument("-v", "--warnings", action="store_true", help="list each warning, not only how many")
+    importer = sub.add_parser("import", help="write our YAML from a schedule of any format (pretalx/frab JSON or XML, iCalendar)")
+    importer.add_argument("path", help="schedule file to read")
+    importer.add_argument("-o", "--output", metavar="FILE", help="where to write the YAML (default: standard output)")
+    for command in (check, importer):
+        command.add_argument("--schedule-tz", metavar="ZONE", help="IANA zone for a file that states none (env SCHEDULE_TIMEZONE)")
     sync = sub.add_parser("sync", parents=[common], help="publish the slash commands globally and remove DISCORD_GUILD_ID's copies")
     where = sync.add_mutually_exclusive_group()
     where.add_argument("--guild", action="store_true", help="publish to DISCORD_GUILD_ID only (they show at once) and remove the global ones")
@@ -94,15 +101,78 @@ def _schedule_path(args: argparse.Namespace, settings: Settings) -> Path:
     return Path(getattr(args, "path", None) or args.schedule or settings.schedule_path)
 
 
-def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    """Validate and summarise; a good file also leaves the prepared copy the bot starts from."""
-    from bot.state.prepared import load_prepared
+def _source_zone(args: argparse.Namespace, settings: Settings) -> ZoneInfo | None:
+    """The zone for a file that states none: --schedule-tz, else SCHEDULE_TIMEZONE."""
+    if not args.schedule_tz:
+        return settings.schedule_timezone
+    try:
+        return ZoneInfo(args.schedule_tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--schedule-tz: unknown time zone {args.schedule_tz!r}; use an IANA name such as Europe/Berlin") from None
 
-    schedule, _ = load_prepared(settings, _schedule_path(args, settings))
+
+def _counted(warnings: list[Problem]) -> str:
+    return f"{len(warnings)} warning{'s' * (len(warnings) != 1)}"
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Validate and summarise any format; a good file also leaves the prepared copy the bot starts from."""
+    path = _schedule_path(args, settings)
+    schedule, warnings = load_file(path, _source_zone(args, settings))
     for session in schedule.sessions:
         print(render_summary(session))
-    print(f"{schedule.source}: OK, {len(schedule.sessions)} session(s), {len(schedule.talks)} items")
+    for problem in warnings if args.warnings else ():
+        print(f"warning: {problem.located(schedule.source)}")
+    more = " (-v lists them)" if warnings and not args.warnings else ""
+    print(f"{schedule.source}: OK, {len(schedule.sessions)} session(s), {len(schedule.talks)} items, {_counted(warnings)}{more}")
+    _prepare(settings, path)
     return 0
+
+
+def _prepare(settings: Settings, path: Path) -> None:
+    """Leave the prepared copy, so that the first start after a check is a restart."""
+    from bot.state.prepared import load_prepared
+
+    try:
+        load_prepared(settings, path)
+    except ScheduleError as err:  # e.g. a file that needs SCHEDULE_TIMEZONE, which the prepared copy is not yet keyed by
+        log.debug("check: no prepared copy of %s: %s", path, err)
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Our YAML from any format: to -o FILE (written whole or not at all), else to standard output."""
+    from bot.sources.yaml_writer import dump_yaml, to_yaml
+
+    schedule, warnings = load_file(args.path, _source_zone(args, settings))
+    header = f"Imported from {schedule.source} by `python -m bot import`; check it with `python -m bot check`."
+    if args.output:
+        _write_atomically(Path(args.output), to_yaml(schedule, header=header))
+    else:
+        try:
+            dump_yaml(schedule, sys.stdout, header=header)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `import FILE | head`: the reader has all it wants
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+    where = args.output or "standard output"
+    print(f"{schedule.source}: {len(schedule.sessions)} session(s), {len(schedule.talks)} items, {_counted(warnings)} -> {where}", file=sys.stderr)
+    return 0
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    import tempfile
+
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        raise UsageError(f"cannot write {target}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, target)
+    except OSError as err:
+        Path(temp).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {target}: {err.strerror or err}") from None
 
 
 def cmd_console(args: argparse.Namespace, settings: Settings, *, note: str = "") -> int:
@@ -157,7 +227,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     return print_plan(schedule, settings, _clock(args, settings).now(), sys.stdout)
 
 
-COMMANDS = {"run": cmd_run, "console": cmd_console, "check": cmd_check, "sync": cmd_sync, "plan": cmd_plan}
+COMMANDS = {"run": cmd_run, "console": cmd_console, "check": cmd_check, "import": cmd_import, "sync": cmd_sync, "plan": cmd_plan}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,7 +109,12 @@ def parse_bytes(data: bytes, source: str, timezone: ZoneInfo | None = None, *, m
         decode_utf8(data, source)  # the YAML reader decodes (and reports) itself
     reader = _reader(fmt, source)
     with gc_paused():
-        return build(reader.read(data, source, timezone))
+        try:
+            draft = reader.read(data, source, timezone)
+        except (ArithmeticError, AttributeError, KeyError, IndexError, TypeError, ValueError, RecursionError) as err:
+            log.debug("%s: the %s reader failed", source, fmt, exc_info=True)  # a reader's gap; the file is still refused kindly
+            raise ScheduleError(source, [Problem(0, "(file)", f"cannot read this {fmt} file ({type(err).__name__}: {str(err)[:200]})")]) from None
+        return build(draft)
 
 
 def _declares_other_encoding(data: bytes) -> bool:

@@ -169,3 +169,45 @@ def test_import_names_a_bad_zone_option(tmp_path: Path):
     done = run("import", str(TRACK28), "--schedule-tz", "Mars/Olympus", tmp_path=tmp_path)
     assert done.returncode == 2
     assert "--schedule-tz: unknown time zone 'Mars/Olympus'" in done.stderr
+
+
+FLOATING_ICS = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//\r\nBEGIN:VEVENT\r\nUID:Opening@conf.example\r\nDTSTART:20240101T100000\r\n"
+    "DTEND:20240101T110000\r\nSUMMARY:Opening\r\nLOCATION:Hall\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def test_a_file_with_no_zone_needs_schedule_timezone_and_then_imports_as_plain_block_yaml(tmp_path: Path):
+    path = tmp_path / "floating.ics"
+    path.write_text(FLOATING_ICS, encoding="utf-8")
+    refused = run("check", str(path), tmp_path=tmp_path)
+    assert refused.returncode == 2
+    assert "SCHEDULE_TIMEZONE" in refused.stderr
+    done = run("import", str(path), tmp_path=tmp_path, env={"SCHEDULE_TIMEZONE": "Europe/Berlin"})
+    assert done.returncode == 0, done.stderr
+    assert "    start: 2024-01-01T10:00:00+01:00\n" in done.stdout  # written out plainly, in the session's zone
+    assert "{" not in done.stdout
+    assert "!" not in done.stdout
+    talk = parse_bytes(done.stdout.encode(), "out.yaml")[0].talk("opening-conf.example")
+    assert talk.start == dt.datetime(2024, 1, 1, 9, 0, tzinfo=dt.UTC)
+    assert run("check", str(path), "--schedule-tz", "Europe/Berlin", tmp_path=tmp_path).returncode == 0
+
+
+HOSTILE = {
+    "truncated.json": b'{"schedule": {"version": "1", "conference": {"title": "X", "days": [{"index": 0, ',
+    "types.json": b'{"schedule": {"conference": {"title": ["X"], "time_zone_name": 5, "days": "soon"}}}',
+    "external.xml": b'<?xml version="1.0"?>\n<!DOCTYPE s [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n<schedule><conference><title>&x;</title></conference></schedule>',
+    "bomb.xml": b'<?xml version="1.0"?>\n<!DOCTYPE s [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>\n<schedule><title>&b;</title></schedule>',
+    "empty.ics": b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//\r\nEND:VCALENDAR\r\n",
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_malformed_or_hostile_exports_are_refused_with_their_place(tmp_path: Path, name: str):
+    path = tmp_path / name
+    path.write_bytes(HOSTILE[name])
+    done = run("check", str(path), tmp_path=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"{path}: schedule refused")
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "root:" not in done.stderr  # nothing of /etc/passwd

@@ -35,12 +35,21 @@ def _text(dumper: Any, value: str) -> yaml.ScalarNode:
     return dumper.represent_str(value)
 
 
+class _Names(list):
+    """A list of names, written on one line: `authors: [Ada Lovelace, Charles Babbage]`."""
+
+
+def _names(dumper: Any, value: _Names) -> yaml.SequenceNode:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True)
+
+
 def _moment(dumper: Any, value: dt.datetime) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:timestamp", value.isoformat())  # 2020-12-10T06:00:00-08:00
 
 
 _Dumper.add_representer(str, _text)
 _Dumper.add_representer(dt.datetime, _moment)
+_Dumper.add_representer(_Names, _names)
 
 
 def schedule_document(schedule: Schedule) -> dict[str, Any]:
@@ -59,7 +68,7 @@ def _session(session: Session) -> dict[str, Any]:
     if session.room:
         out["room"] = session.room
     if session.chairs:
-        out["chairs"] = list(session.chairs)
+        out["chairs"] = _Names(session.chairs)
     out["items"] = [_item(t, session) for t in session.items]
     return out
 
@@ -73,7 +82,7 @@ def _item(talk: Talk, session: Session) -> dict[str, Any]:
         "end": talk.end.astimezone(tz),
         "title": talk.title,
     }
-    optional = {"authors": list(talk.authors), "abstract": talk.abstract, "url": talk.url, "track": talk.track, "follows": list(talk.follows)}
+    optional = {"authors": _Names(talk.authors), "abstract": talk.abstract, "url": talk.url, "track": talk.track, "follows": _Names(talk.follows)}
     out.update((key, value) for key, value in optional.items() if value)
     return out
 
@@ -100,7 +109,7 @@ def dump_yaml(schedule: Schedule, stream: TextIO, *, header: str = "") -> None:
     """Write our YAML for `schedule` to `stream`, after `header` as comment lines."""
     for line in header.splitlines():
         stream.write(_comment(line) + "\n")
-    yaml.dump(schedule_document(schedule), stream, Dumper=_Dumper, allow_unicode=True, sort_keys=False, default_flow_style=None, width=100)
+    yaml.dump(schedule_document(schedule), stream, Dumper=_Dumper, allow_unicode=True, sort_keys=False, default_flow_style=False, width=100)
 
 
 def to_yaml(schedule: Schedule, *, header: str = "") -> str:

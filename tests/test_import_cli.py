@@ -36,7 +36,7 @@ def essence(schedule: Schedule) -> list[tuple]:
 def run(*args: str, tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m bot ...` with its state in tmp_path and no settings from the developer's environment."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULE_", "REMINDER_", "DISCORD_", "STATE_"))}
-    clean |= {"STATE_PATH": str(tmp_path / "state" / "bot.sqlite3"), **(env or {})}
+    clean |= {"STATE_PATH": str(tmp_path / "state" / "bot.sqlite3"), "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=tmp_path, env=clean, timeout=120, check=False)
 
 

@@ -59,6 +59,8 @@ class Settings:
     reminder_kinds: frozenset[str] = DEFAULT_KINDS
     reminder_role_id: int | None = None
     reminder_grace_minutes: int = 10
+    schedule_url: str | None = None  # http(s) URL of the programme, fetched at start and polled
+    schedule_poll_seconds: int = 300
 
 
 def _snowflake(env: Mapping[str, str], name: str) -> int | None:
@@ -135,6 +137,15 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return int(raw)
 
 
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")) or any(c.isspace() for c in raw):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {raw[:80]!r}")
+    return raw
+
+
 def _log_level(env: Mapping[str, str]) -> str:
     level = (env.get("LOG_LEVEL", "").strip() or "INFO").upper()
     if level not in logging.getLevelNamesMapping():
@@ -161,6 +172,8 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         reminder_kinds=_kinds(env),
         reminder_role_id=_snowflake(env, "REMINDER_ROLE_ID"),
         reminder_grace_minutes=_int(env, "REMINDER_GRACE_MINUTES", 10, 0, 24 * 60),
+        schedule_url=_url(env, "SCHEDULE_URL"),
+        schedule_poll_seconds=_int(env, "SCHEDULE_POLL_SECONDS", 300, 10, 24 * 3600),
     )
 
 

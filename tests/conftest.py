@@ -41,3 +41,14 @@ def moved(schedule: Schedule, talk_id: str, start: dt.datetime) -> Schedule:
 
     sessions = tuple(dataclasses.replace(s, items=tuple(sorted((move(t) for t in s.items), key=lambda t: t.start))) for s in schedule.sessions)
     return Schedule(sessions, schedule.conference, schedule.source)
+
+
+async def wait_for(predicate, timeout: float) -> None:
+    """Poll `predicate` until it is true; TimeoutError after `timeout` seconds."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError
+        await asyncio.sleep(0.01)

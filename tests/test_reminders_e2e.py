@@ -19,7 +19,7 @@ from bot.discord_ui.app import SessionBot
 from bot.discord_ui.reminders import ReminderExtension
 from bot.reminders.plan import continue_rehearsal, reminder_due_at, reminder_id
 from bot.state.store import LIVE, State, Store
-from tests.conftest import moved, pst
+from tests.conftest import moved, pst, wait_for
 from tests.standin import StandIn, kill_client, running_client, would_ping
 
 TOKEN = "Tk9UQVJFQUxUT0tFTg.fake-bot-token.for-tests-only-42"
@@ -60,14 +60,6 @@ def titles_of(posts: list) -> list[str]:
 
 def talk_titles(schedule: Schedule) -> list[str]:
     return [t.display_title for t in schedule.talks if t.kind.value in KINDS]
-
-
-async def wait_for(predicate, timeout: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError
-        await asyncio.sleep(0.01)
 
 
 async def test_session_with_faults_and_a_kill_exactly_once_in_order(standin, schedule, tmp_path, caplog):

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import discord
 from discord import app_commands
@@ -22,6 +24,7 @@ from bot.config import Settings
 from bot.core.answers import next_talks
 from bot.core.clock import Clock, SystemClock
 from bot.core.errors import UserError
+from bot.core.programme import Programme
 from bot.core.render_text import render_summary, talk_line
 from bot.core.schedule import Schedule
 from bot.core.search import SearchIndex
@@ -93,10 +96,29 @@ class SyncScope(Enum):
         return f"removed {len(old)} {place}" if old else f"found no {place} to remove"
 
 
-def default_extensions(settings: Settings, schedule: Schedule, index: SearchIndex, clock: Clock, run: str = LIVE) -> list[Extension]:
+def default_extensions(
+    settings: Settings, schedule: Schedule, index: SearchIndex, clock: Clock, run: str = LIVE, source: str | None = None, served: bytes | None = None
+) -> list[Extension]:
+    """Reminders, and (given the schedule's source) following the schedule as it changes."""
     from bot.discord_ui.reminders import ReminderExtension
+    from bot.discord_ui.updates import ScheduleUpdates
 
-    return [ReminderExtension(settings, schedule, clock, run=run)]
+    extensions: list[Extension] = [ReminderExtension(settings, schedule, clock, run=run)]
+    if source is not None:
+        parse = functools.partial(parse_ready, timezone=settings.schedule_timezone)
+        extensions.append(ScheduleUpdates(source, parse, poll_seconds=settings.schedule_poll_seconds, served=served, state_dir=settings.state_path.parent))
+    return extensions
+
+
+def parse_ready(data: bytes, source: str, timezone: ZoneInfo | None = None) -> tuple[Schedule, SearchIndex]:
+    """A schedule's bytes in any format, validated and indexed (runs in a worker thread on reloads)."""
+    from bot.core.schedule import gc_paused
+    from bot.sources import log_warnings, parse_bytes
+
+    schedule, warnings = parse_bytes(data, source, timezone)
+    log_warnings(source, warnings)
+    with gc_paused():
+        return schedule, SearchIndex(schedule)
 
 
 def bot_permissions(settings: Settings) -> discord.Permissions:
@@ -151,8 +173,7 @@ class SessionBot(discord.Client):
         """`client_options` go to discord.Client (tests pass guild_ready_timeout)."""
         super().__init__(intents=discord.Intents.default(), allowed_mentions=discord.AllowedMentions.none(), **client_options)
         self.settings = settings
-        self.schedule = schedule
-        self.index = index
+        self.programme = Programme(schedule, index)
         self.clock = clock
         self.extensions = list(extensions)
         self.sync_scope = sync_scope
@@ -160,8 +181,17 @@ class SessionBot(discord.Client):
         self.serving = sync_scope is SyncScope.GUILD_IF_SET
         self.synced: list[app_commands.AppCommand] = []
         self.tree = SessionTree(self)
-        add_commands(self.tree, schedule, index, clock)
+        add_commands(self.tree, self.programme, clock)
         self._closing = False
+
+    @property
+    def schedule(self) -> Schedule:
+        """The schedule being served now (a reload replaces it)."""
+        return self.programme.schedule
+
+    @property
+    def index(self) -> SearchIndex:
+        return self.programme.index
 
     async def setup_hook(self) -> None:
         for extension in self.extensions:
@@ -245,13 +275,26 @@ class SessionBot(discord.Client):
 
 
 def _build(settings: Settings, schedule_path: Path, clock: Clock, scope: SyncScope) -> SessionBot:
+    from bot.sources.watch import fetch_at_start
     from bot.state.prepared import load_prepared
 
-    schedule, index = load_prepared(settings, schedule_path)
+    if settings.schedule_url:
+        source = settings.schedule_url
+        parse = functools.partial(parse_ready, timezone=settings.schedule_timezone)
+        (schedule, index), served, how = fetch_at_start(source, settings.state_path.parent, parse)
+        log.info("Schedule: %s (%s)", source, how)
+    else:
+        source = str(schedule_path)
+        schedule, index = load_prepared(settings, schedule_path)
+        try:
+            served = schedule_path.read_bytes()
+        except OSError:
+            served = None
     run = LIVE
     if scope is SyncScope.GUILD_IF_SET:
         clock, run = resumable_clock(clock, settings, schedule)
-    return SessionBot(settings, schedule, index, clock, default_extensions(settings, schedule, index, clock, run), sync_scope=scope)
+    extensions = default_extensions(settings, schedule, index, clock, run, source, served)
+    return SessionBot(settings, schedule, index, clock, extensions, sync_scope=scope)
 
 
 def resumable_clock(clock: Clock, settings: Settings, schedule: Schedule) -> tuple[Clock, str]:

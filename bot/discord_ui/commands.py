@@ -15,8 +15,7 @@ from discord import app_commands
 
 from bot.core import answers
 from bot.core.clock import Clock
-from bot.core.schedule import Schedule
-from bot.core.search import SearchIndex
+from bot.core.programme import Programme
 from bot.discord_ui import render
 
 log = logging.getLogger(__name__)
@@ -70,43 +69,46 @@ def safe_autocomplete(suggest: Callable[[str], Sequence[answers.Suggestion]], wh
     return complete
 
 
-def add_commands(tree: app_commands.CommandTree, schedule: Schedule, index: SearchIndex, clock: Clock) -> None:
-    """Register /next, /now, /schedule, /talk, /abstract, /author and /help on `tree`."""
-    talks = safe_autocomplete(lambda text: answers.suggest_talks(index, text, clock.now(), limit=CHOICES_MAX), "talks")
-    authors = safe_autocomplete(lambda text: answers.suggest_authors(index, text, clock.now(), limit=CHOICES_MAX), "authors")
+def add_commands(tree: app_commands.CommandTree, programme: Programme, clock: Clock) -> None:
+    """Register /next, /now, /schedule, /talk, /abstract, /author and /help on `tree`.
+
+    Each answer reads the programme being served at that moment, so a reloaded schedule answers at once.
+    """
+    talks = safe_autocomplete(lambda text: answers.suggest_talks(programme.index, text, clock.now(), limit=CHOICES_MAX), "talks")
+    authors = safe_autocomplete(lambda text: answers.suggest_authors(programme.index, text, clock.now(), limit=CHOICES_MAX), "authors")
 
     @tree.command(name="next", description="The next talks, with their start in your own time zone")
     async def next_(interaction: discord.Interaction) -> None:
         now = clock.now()
-        await send(interaction, render.render_next(answers.next_talks(schedule, now), schedule, now))
+        await send(interaction, render.render_next(answers.next_talks(programme.schedule, now), programme.schedule, now))
 
     @tree.command(name="now", description="What is on right now, and what follows")
     async def now_(interaction: discord.Interaction) -> None:
         now = clock.now()
-        await send(interaction, render.render_now(answers.on_now(schedule, now), schedule, now))
+        await send(interaction, render.render_now(answers.on_now(programme.schedule, now), programme.schedule, now))
 
     @tree.command(name="schedule", description="The whole programme of the session")
     async def schedule_(interaction: discord.Interaction) -> None:
-        await send(interaction, render.render_agenda(answers.agenda(schedule)))
+        await send(interaction, render.render_agenda(answers.agenda(programme.schedule)))
 
     @tree.command(name="talk", description="One talk: time, authors and abstract")
     @app_commands.describe(query="Words from the title, an author or the abstract; pick from the list for an exact match")
     @app_commands.autocomplete(query=talks)
     async def talk_(interaction: discord.Interaction, query: Query) -> None:
-        await send(interaction, render.render_talk(answers.find_talk(index, query), schedule))
+        await send(interaction, render.render_talk(answers.find_talk(programme.index, query), programme.schedule))
 
     @tree.command(name="abstract", description="The full abstract of a talk")
     @app_commands.describe(query="Words from the title, an author or the abstract; pick from the list for an exact match")
     @app_commands.autocomplete(query=talks)
     async def abstract_(interaction: discord.Interaction, query: Query) -> None:
-        await send(interaction, render.render_talk(answers.find_talk(index, query), schedule, full_abstract=True))
+        await send(interaction, render.render_talk(answers.find_talk(programme.index, query), programme.schedule, full_abstract=True))
 
     @tree.command(name="author", description="The talks of one author, or the sessions of one chair")
     @app_commands.describe(name="An author's or a session chair's name or surname, with or without accents")
     @app_commands.autocomplete(name=authors)
     async def author_(interaction: discord.Interaction, name: Query) -> None:
-        await send(interaction, render.render_author(answers.find_author(index, name), schedule))
+        await send(interaction, render.render_author(answers.find_author(programme.index, name), programme.schedule))
 
     @tree.command(name="help", description="What this bot can answer")
     async def help_(interaction: discord.Interaction) -> None:
-        await send(interaction, render.render_help(schedule))
+        await send(interaction, render.render_help(programme.schedule))

@@ -8,6 +8,7 @@ reminder's stable nonce; discord.py then sets `enforce_nonce`, and Discord drops
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import re
 from typing import TYPE_CHECKING
@@ -17,9 +18,12 @@ from discord import app_commands
 from discord.utils import format_dt
 
 from bot.config import Settings
+from bot.core.changes import Changes
 from bot.core.clock import Clock
+from bot.core.programme import Refusal
 from bot.core.schedule import Schedule, Talk
 from bot.discord_ui import render
+from bot.discord_ui.changes import render_changes
 from bot.reminders.plan import Target, guild_targets, reminder_phrase
 from bot.reminders.service import Delivery, ReminderService, ReminderStatus, SendError
 from bot.state.store import LIVE, Store
@@ -43,12 +47,17 @@ def teaser(talk: Talk, limit: int = TEASER_MAX) -> str:
     return render.fit(render.clean(first), limit)
 
 
-def render_reminder(talk: Talk, schedule: Schedule, now: dt.datetime, role_id: int | None, marker: str = "") -> render.Reply:
+def render_reminder(
+    talk: Talk, schedule: Schedule, now: dt.datetime, role_id: int | None, marker: str = "", moved_from: dt.datetime | None = None
+) -> render.Reply:
     """The reminder message: exactly the configured role may be pinged, nothing else.
 
     `marker` ends the footer: a restart finds an unconfirmed post again by it in the channel's history.
+    `moved_from`: the talk was moved from that start; the reminder says so.
     """
     phrase = reminder_phrase(talk.start, now)
+    if moved_from is not None:
+        phrase = f"moved: now at {format_dt(talk.start, 't')} (was {format_dt(moved_from, 't')}), {phrase}"
     embed = discord.Embed(title=render.fit(render.clean(talk.display_title), render.TITLE_MAX), colour=render.COLOUR)
     embed.description = render.fit(f"**{talk.kind.label}**, {phrase}: {format_dt(talk.start, 'f')} ({format_dt(talk.start, 'R')})", 500)
     if talk.authors:
@@ -62,7 +71,7 @@ def render_reminder(talk: Talk, schedule: Schedule, now: dt.datetime, role_id: i
     return render.Reply(embeds=(render.ensure_fits(embed),), content=content, allowed_mentions=pings)
 
 
-def render_status(status: ReminderStatus, target: Target | None, settings: Settings, enabled: bool) -> discord.Embed:
+def render_status(status: ReminderStatus, target: Target | None, settings: Settings, enabled: bool, refused: Refusal | None = None) -> discord.Embed:
     """One guild's reminders: its settings, its next reminders, its last post and its failures only."""
     if target is None:
         state = "off" if not enabled else "no channel set (`/reminders channel`)"
@@ -77,6 +86,13 @@ def render_status(status: ReminderStatus, target: Target | None, settings: Setti
     embed.add_field(name="Last sent", value=f"{last.talk_id} ({last.lead} min) in <#{last.channel_id}>" if last else "none yet", inline=False)
     failures = [f"{row.talk_id} ({row.lead} min) in <#{row.channel_id}>: {render.clean(row.error or '')} [{row.state.value}]" for row in status.failures]
     embed.add_field(name="Failures", value=render.fit("\n".join(failures) or "none", render.FIELD_VALUE_MAX), inline=False)
+    if refused is not None:
+        reason = render.clean(refused.reason)
+        embed.add_field(
+            name="Schedule",
+            value=render.fit(f"the latest version was refused {format_dt(refused.at, 'R')}; still serving the previous one.\n{reason}", render.FIELD_VALUE_MAX),
+            inline=False,
+        )
     return embed
 
 
@@ -139,6 +155,41 @@ class ReminderExtension:
         if not self.targets():
             log.warning("reminders: no guild has a reminder channel (REMINDER_CHANNEL_ID with DISCORD_GUILD_ID, or /reminders channel); nothing will be posted")
 
+    async def schedule_changed(self, schedule: Schedule, changes: Changes, version: str) -> None:
+        """A new version is served: reminders follow it, and each server's reminder channel hears what changed.
+
+        Moved talks are reminded at their new times (the ledger keys reminders by due time), removed
+        ones never; the ledger itself is never reset.
+        """
+        self.schedule = schedule
+        if self.service is None or not getattr(self.bot, "serving", True):
+            return
+        self.service.schedule = schedule
+        await self.service.replan()
+        if changes:
+            for target in self.targets():
+                await self.announce(target, changes, version)
+
+    async def announce(self, target: Target, changes: Changes, version: str) -> None:
+        """One announcement per server; a nonce per (server, channel, version) lets Discord drop a repeat."""
+        assert self.bot is not None
+        reply = render_changes(changes)
+        nonce = "c" + hashlib.blake2b(f"{target.guild_id}|{target.channel_id}|{version}".encode(), digest_size=12).hexdigest()
+        channel = self.bot.get_partial_messageable(target.channel_id, guild_id=target.guild_id or None)
+        try:
+            await channel.send(embeds=list(reply.embeds), nonce=nonce[:25], allowed_mentions=reply.allowed_mentions)
+        except discord.HTTPException as err:
+            log.warning(
+                "schedule: could not announce %d change(s) in channel %s of guild %s: %s %s",
+                len(changes),
+                target.channel_id,
+                target.guild_id,
+                err.status,
+                err.text[:200],
+            )
+            return
+        log.info("schedule: announced %s in channel %s of guild %s", changes.summary(), target.channel_id, target.guild_id)
+
     async def close(self) -> None:
         if self.service is not None:
             await self.service.close()
@@ -164,7 +215,8 @@ class ReminderExtension:
         """Post one reminder by REST with its nonce; Discord's answers become SendErrors that name the channel."""
         assert self.bot is not None
         r = delivery.reminder
-        reply = render_reminder(r.talk, self.schedule, delivery.now, r.role_id, delivery.marker)
+        programme = self.bot.programme
+        reply = render_reminder(r.talk, programme.schedule, delivery.now, r.role_id, delivery.marker, programme.moved_from.get(r.talk.id))
         channel = self.bot.get_partial_messageable(r.channel_id, guild_id=r.guild_id or None)
         try:
             message = await channel.send(content=reply.content, embeds=list(reply.embeds), nonce=delivery.nonce, allowed_mentions=reply.allowed_mentions)
@@ -216,7 +268,8 @@ class ReminderGroup(app_commands.Group):
     def _reply(self, guild_id: int) -> discord.Embed:
         assert self.ext.service is not None and self.ext.store is not None
         enabled = self.ext.store.overrides(guild_id).enabled is not False
-        return render_status(self.ext.service.status(self.ext.clock.now(), guild_id), self.ext.target_of(guild_id), self.ext.settings, enabled)
+        refused = self.ext.bot.programme.refused if self.ext.bot is not None else None
+        return render_status(self.ext.service.status(self.ext.clock.now(), guild_id), self.ext.target_of(guild_id), self.ext.settings, enabled, refused)
 
     async def _changed(self, interaction: discord.Interaction, **change: object) -> None:
         if not await self._allowed(interaction):

@@ -1,0 +1,62 @@
+"""The programme being served: the current schedule and its index, replaced whole by a new version.
+
+Front-ends read `programme.schedule` and `programme.index` at each answer, so a reload takes effect
+for the next question without a restart. A version that is refused leaves the served one in place
+and is remembered, for the organisers' status view only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from bot.core.changes import Changes, What, diff
+from bot.core.schedule import Schedule
+from bot.core.search import SearchIndex
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The latest version could not be used: where it came from, why, and when (UTC)."""
+
+    source: str
+    reason: str
+    at: dt.datetime
+
+
+class Programme:
+    def __init__(self, schedule: Schedule, index: SearchIndex) -> None:
+        self._current = (schedule, index)
+        self.version = 1
+        self.refused: Refusal | None = None
+        self.moved_from: dict[str, dt.datetime] = {}  # talk id -> its start before it was moved
+
+    @property
+    def schedule(self) -> Schedule:
+        return self._current[0]
+
+    @property
+    def index(self) -> SearchIndex:
+        return self._current[1]
+
+    def accept(self, schedule: Schedule, index: SearchIndex) -> Changes:
+        """Serve a new version (one assignment, so no answer sees half of it); what changed."""
+        changes = diff(self.schedule, schedule)
+        self._current = (schedule, index)
+        self.version += 1
+        self.refused = None
+        for talk_id, old_start in changes.moved.items():
+            self.moved_from.setdefault(talk_id, old_start)
+        for change in changes.of(What.REMOVED):
+            self.moved_from.pop(change.talk.id, None)
+        for talk_id, first_start in list(self.moved_from.items()):
+            talk = schedule.talk(talk_id)
+            if talk is not None and talk.start == first_start:
+                del self.moved_from[talk_id]  # moved back where it was
+        return changes
+
+    def refuse(self, source: str, reason: str, at: dt.datetime) -> bool:
+        """Remember a refused version; False when it is the same refusal as last time (log it once)."""
+        again = self.refused is not None and self.refused.reason == reason and self.refused.source == source
+        self.refused = Refusal(source, reason, at)
+        return not again

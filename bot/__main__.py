@@ -223,7 +223,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     from bot.reminders.plan import print_plan
 
-    schedule = load_schedule(_schedule_path(args, settings))
+    schedule = load_schedule(_schedule_path(args, settings), settings.schedule_timezone, max_bytes=settings.schedule_max_bytes)
     return print_plan(schedule, settings, _clock(args, settings).now(), sys.stdout)
 
 

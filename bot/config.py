@@ -61,6 +61,7 @@ class Settings:
     reminder_grace_minutes: int = 10
     schedule_url: str | None = None  # http(s) URL of the programme, fetched at start and polled
     schedule_poll_seconds: int = 300
+    schedule_max_bytes: int = 50 * 1024 * 1024  # SCHEDULE_MAX_MB: a larger schedule is refused before it is read
 
 
 def _snowflake(env: Mapping[str, str], name: str) -> int | None:
@@ -174,6 +175,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         reminder_grace_minutes=_int(env, "REMINDER_GRACE_MINUTES", 10, 0, 24 * 60),
         schedule_url=_url(env, "SCHEDULE_URL"),
         schedule_poll_seconds=_int(env, "SCHEDULE_POLL_SECONDS", 300, 10, 24 * 3600),
+        schedule_max_bytes=_int(env, "SCHEDULE_MAX_MB", 50, 1, 4096) * 1024 * 1024,
     )
 
 

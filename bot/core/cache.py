@@ -39,13 +39,13 @@ import numpy as np
 
 from bot.config import Settings
 from bot.core import search
-from bot.core.schedule import Kind, Problem, Schedule, ScheduleError, Session, Talk, gc_paused
+from bot.core.schedule import Kind, Schedule, Session, Talk, gc_paused
 from bot.core.search import SearchIndex
-from bot.sources import load_schedule, parse_schedule
+from bot.sources import MAX_BYTES, log_warnings, parse_bytes, read_file
 
 log = logging.getLogger(__name__)
 
-_CODE = ("schedule.py", "search.py", "text.py", "cache.py")
+_CODE = ("schedule.py", "search.py", "text.py", "cache.py")  # in bot/core; every module of bot/sources counts too
 SUFFIX = ".ready"
 _MAGIC = b"TRKREADY\x00\x01"  # format 1
 _SEAL = 32  # bytes of HMAC-SHA256 (with a key) or SHA-256 (without) after the magic
@@ -70,8 +70,8 @@ def _code_digest() -> bytes:
     """Changes to the modules whose objects are stored make old copies unusable."""
     digest = hashlib.blake2b(digest_size=16)
     here = Path(__file__).parent
-    for name in _CODE:
-        digest.update((here / name).read_bytes())
+    for path in [*(here / name for name in _CODE), *sorted((here.parent / "sources").glob("*.py"))]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.digest()
 
 
@@ -97,48 +97,57 @@ def _named(source: Path, ident: bytes, cache_dir: Path) -> Path:
     return cache_dir / f"{source.stem}-{ident.hex()}{SUFFIX}"
 
 
-def load_ready(path: str | Path, cache_dir: Path | None, key: bytes | None = None) -> tuple[Schedule, SearchIndex]:
-    """The schedule and its index, from the cache when it matches the file, else built and cached.
+def load_ready(
+    path: str | Path, cache_dir: Path | None, key: bytes | None = None, *, timezone: ZoneInfo | None = None, max_bytes: int | None = MAX_BYTES
+) -> tuple[Schedule, SearchIndex]:
+    """The schedule (any format) and its index, from the cache when it matches the file, else built and cached.
 
     With `key` (a secret from the state store), a copy must carry its HMAC; without, a digest
-    only catches damage. Either is checked before anything in the copy is parsed.
+    only catches damage. Either is checked before anything in the copy is parsed. `timezone`
+    (SCHEDULE_TIMEZONE) is part of what names the copy: it changes what a zone-less file means.
     """
     if key is not None and len(key) < _MIN_KEY:
         raise ValueError(f"a cache key needs at least {_MIN_KEY} bytes")
     source = Path(path)
     if cache_dir is None:
-        return _fresh(source)
+        return _fresh(source, timezone, max_bytes)
     try:
         with source.open("rb") as handle:  # only its digest: a restart has no use for the bytes themselves
             size = os.fstat(handle.fileno()).st_size
-            ident = hashlib.file_digest(handle, _hasher).digest()
+            if max_bytes is not None and size > max_bytes:
+                return _fresh(source, timezone, max_bytes)  # refused with the usual message, before reading it
+            ident = _with_zone(hashlib.file_digest(handle, _hasher).digest(), timezone)
     except OSError:
-        return _fresh(source)  # refuses the file with the usual message
+        return _fresh(source, timezone, max_bytes)  # refuses the file with the usual message
     target = _named(source, ident, cache_dir)
     cached = _read(target, ident, key, str(source), limit=16 * size + 2**24)
     if cached is not None:
         log.debug("schedule: using the prepared copy %s", target)
         return cached
-    return _prepare(source, cache_dir, key)
+    return _prepare(source, cache_dir, key, timezone, max_bytes)
 
 
-def _fresh(source: Path) -> tuple[Schedule, SearchIndex]:
-    schedule = load_schedule(source)
+def _with_zone(ident: bytes, timezone: ZoneInfo | None) -> bytes:
+    return ident if timezone is None else _hasher(ident + b"\0tz=" + timezone.key.encode()).digest()
+
+
+def _fresh(source: Path, timezone: ZoneInfo | None = None, max_bytes: int | None = MAX_BYTES) -> tuple[Schedule, SearchIndex]:
+    return _parsed(read_file(source, max_bytes=max_bytes), source, timezone)
+
+
+def _parsed(data: bytes, source: Path, timezone: ZoneInfo | None) -> tuple[Schedule, SearchIndex]:
+    schedule, warnings = parse_bytes(data, str(source), timezone, max_bytes=None)
+    log_warnings(str(source), warnings)
     return schedule, SearchIndex(schedule)
 
 
-def _prepare(source: Path, cache_dir: Path, key: bytes | None) -> tuple[Schedule, SearchIndex]:
+def _prepare(
+    source: Path, cache_dir: Path, key: bytes | None, timezone: ZoneInfo | None = None, max_bytes: int | None = MAX_BYTES
+) -> tuple[Schedule, SearchIndex]:
     """Parse and index the file, and keep a copy named after the very bytes parsed."""
-    try:
-        data = source.read_bytes()
-        text = data.decode("utf-8")
-    except OSError:
-        return _fresh(source)
-    except UnicodeDecodeError as err:
-        raise ScheduleError(str(source), [Problem(1, "(file)", f"not UTF-8 text ({err.reason})")]) from None
-    schedule = parse_schedule(text, str(source))
-    index = SearchIndex(schedule)
-    ident = source_id(data)
+    data = read_file(source, max_bytes=max_bytes)
+    schedule, index = _parsed(data, source, timezone)
+    ident = _with_zone(source_id(data), timezone)
     try:
         blob = dumps(schedule, index, ident, key)
     except CacheUnsupported as err:

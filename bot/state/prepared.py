@@ -39,4 +39,4 @@ def load_prepared(settings: Settings, path: str | Path) -> tuple[Schedule, Searc
         key = cache_key(store)
     finally:
         store.close()
-    return load_ready(path, cache_dir(settings), key)
+    return load_ready(path, cache_dir(settings), key, timezone=settings.schedule_timezone, max_bytes=settings.schedule_max_bytes)

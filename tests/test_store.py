@@ -106,7 +106,7 @@ def test_forgetting_a_rehearsal_never_touches_the_live_ledger(store):
 
 def test_wal_mode_and_schema_version(store):
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 def test_overrides_change_only_given_fields(store):
@@ -205,3 +205,17 @@ def test_the_command_line_refuses_a_corrupted_state_file_without_a_traceback(tmp
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert str(state) in done.stderr and "move it aside" in done.stderr
+
+
+def test_follows_and_dm_channels(store):
+    assert store.follow(1, "talk", "t", "T", 5)
+    assert not store.follow(1, "talk", "t", "T", 10)  # following again changes the lead only
+    assert store.follow(1, "author", "jane doe", "Jane Doe", 5)
+    assert [(f.what, f.key, f.lead) for f in store.follows_of(1)] == [("talk", "t", 10), ("author", "jane doe", 5)]
+    assert store.follows_of(2) == []
+    assert store.dm_channel(1) is None
+    assert store.set_dm_channel(1, channel_id=55).channel_id == 55
+    closed = store.set_dm_channel(1, closed=True)
+    assert closed.closed and closed.channel_id == 55 and not closed.welcomed
+    assert store.unfollow(1, "talk", "t") == 1
+    assert store.unfollow(1) == 1 and store.follows_of(1) == []

@@ -21,7 +21,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LIVE = "live"
 
 _SCHEMA = """
@@ -43,6 +43,22 @@ CREATE TABLE IF NOT EXISTS ledger (
 CREATE TABLE IF NOT EXISTS meta (
     key         TEXT PRIMARY KEY,
     value       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS follows (
+    user_id     INTEGER NOT NULL,
+    what        TEXT NOT NULL,     -- 'talk' or 'author'
+    key         TEXT NOT NULL,     -- the talk id, or the author's folded name
+    label       TEXT NOT NULL,     -- what the user picked, for their list
+    lead        INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (user_id, what, key)
+);
+CREATE TABLE IF NOT EXISTS dm_channels (
+    user_id     INTEGER PRIMARY KEY,
+    channel_id  INTEGER,
+    closed      INTEGER NOT NULL DEFAULT 0,   -- Discord answered 50007: the user does not accept DMs from us
+    welcomed    INTEGER NOT NULL DEFAULT 0,   -- the first "reminders will come here" DM went out
+    updated_at  TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS guild_settings (
     guild_id    INTEGER PRIMARY KEY,
@@ -110,6 +126,25 @@ class NewRow:
     channel_id: int
     nonce: str
     due_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """A user's wish to be reminded by DM: one talk, or every talk of an author."""
+
+    user_id: int
+    what: str  # "talk" | "author"
+    key: str  # talk id, or folded author name
+    label: str
+    lead: int
+
+
+@dataclass(frozen=True, slots=True)
+class DmChannel:
+    user_id: int
+    channel_id: int | None
+    closed: bool
+    welcomed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +385,53 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         self._execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
+    # --- personal reminders (DMs) -----------------------------------------------------
+    def follow(self, user_id: int, what: str, key: str, label: str, lead: int) -> bool:
+        """Follow a talk or an author (again: the lead is updated); True when it is new."""
+        existed = self._execute("SELECT 1 FROM follows WHERE user_id = ? AND what = ? AND key = ?", (user_id, what, key)).fetchone() is not None
+        self._execute(
+            "INSERT INTO follows (user_id, what, key, label, lead, created_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(user_id, what, key) DO UPDATE SET lead = excluded.lead, label = excluded.label",
+            (user_id, what, key, label[:200], lead, _utcnow()),
+        )
+        return not existed
+
+    def unfollow(self, user_id: int, what: str | None = None, key: str | None = None) -> int:
+        """Stop following one thing, or everything (what and key None); how many follows went."""
+        if what is None:
+            return self._execute("DELETE FROM follows WHERE user_id = ?", (user_id,)).rowcount
+        return self._execute("DELETE FROM follows WHERE user_id = ? AND what = ? AND key = ?", (user_id, what, key)).rowcount
+
+    def follows_of(self, user_id: int) -> list[Follow]:
+        found = self._execute("SELECT user_id, what, key, label, lead FROM follows WHERE user_id = ? ORDER BY created_at, key", (user_id,)).fetchall()
+        return [_follow(r) for r in found]
+
+    def all_follows(self) -> list[Follow]:
+        found = self._execute("SELECT user_id, what, key, label, lead FROM follows ORDER BY user_id, created_at, key").fetchall()
+        return [_follow(r) for r in found]
+
+    def dm_channel(self, user_id: int) -> DmChannel | None:
+        found = self._execute("SELECT user_id, channel_id, closed, welcomed FROM dm_channels WHERE user_id = ?", (user_id,)).fetchone()
+        return DmChannel(found[0], found[1], bool(found[2]), bool(found[3])) if found else None
+
+    def set_dm_channel(self, user_id: int, *, channel_id: int | None = None, closed: bool | None = None, welcomed: bool | None = None) -> DmChannel:
+        """Cache a user's DM channel (one request per DM, not two) and whether they accept DMs."""
+        changes = {"channel_id": channel_id, "closed": None if closed is None else int(closed), "welcomed": None if welcomed is None else int(welcomed)}
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT OR IGNORE INTO dm_channels (user_id, updated_at) VALUES (?, ?)", (user_id, _utcnow()))
+                for column, value in changes.items():
+                    if value is not None:
+                        self._db.execute(f"UPDATE dm_channels SET {column} = ?, updated_at = ? WHERE user_id = ?", (value, _utcnow(), user_id))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        found = self.dm_channel(user_id)
+        assert found is not None
+        return found
+
     # --- per-guild settings ----------------------------------------------------------
     def overrides(self, guild_id: int) -> GuildOverrides:
         found = self._execute("SELECT guild_id, channel_id, leads, enabled, role_id FROM guild_settings WHERE guild_id = ?", (guild_id,)).fetchone()
@@ -384,6 +466,10 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
         return self.overrides(guild_id)
+
+
+def _follow(row: Sequence) -> Follow:
+    return Follow(row[0], row[1], row[2], row[3], row[4])
 
 
 def _where(states: Sequence[State], run: str | None, guild_id: int | None) -> tuple[str, tuple]:

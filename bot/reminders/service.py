@@ -86,13 +86,16 @@ class ReminderService:
         run: str = LIVE,
         send_timeout: float = 15.0,
         find_sent: FindSent | None = None,
+        planner: Callable[[Schedule, str], Plan] | None = None,
     ) -> None:
+        """`planner` (schedule, run) -> Plan replaces planning from `targets` (personal reminders plan from follows)."""
         self.schedule, self.clock, self.store, self._send, self._targets = schedule, clock, store, send, targets
         self.kinds = frozenset(kinds)
         self.grace_minutes = grace_minutes
         self.run = run
         self.send_timeout = send_timeout
         self._find_sent = find_sent
+        self._planner = planner
         self.plan = Plan()
         self._scheduler: AsyncIOScheduler | None = None
         self._wake = asyncio.Event()
@@ -132,15 +135,21 @@ class ReminderService:
     async def replan(self) -> None:
         """Plan again from the current targets (built in a thread: tens of thousands of reminders at scale)."""
         targets = list(self._targets())
-        plan = await asyncio.to_thread(plan_reminders, self.schedule, targets, self.kinds, self.run)
+        if self._planner is not None:
+            plan = await asyncio.to_thread(self._planner, self.schedule, self.run)
+            guilds = {r.guild_id for r in plan}
+        else:
+            plan = await asyncio.to_thread(plan_reminders, self.schedule, targets, self.kinds, self.run)
+            guilds = {t.guild_id for t in targets}
         self.plan = plan
         now = self.clock.now()
         cutoff = now - self.grace
-        past = max(0, plan.due_before(cutoff) - self.store.count_before(self.run, cutoff, {t.guild_id for t in targets}))
+        past = max(0, plan.due_before(cutoff) - self.store.count_before(self.run, cutoff, guilds))
+        whom = f"{len({r.channel_id for r in plan})} user(s)" if self._planner is not None else f"{len(targets)} guild(s)"
         log.info(
-            "reminders: %d planned for %d guild(s) on %r (run %s)%s",
+            "reminders: %d planned for %s on %r (run %s)%s",
             len(plan),
-            len(targets),
+            whom,
             self.clock,
             self.run,
             f"; {past} fell due more than {self.grace_minutes:g} min ago and will not be posted late" if past else "",

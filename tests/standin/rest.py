@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import routes_commands, routes_events, routes_messages
+from . import routes_commands, routes_dms, routes_events, routes_messages
 from .responses import error, json_response
 
 if TYPE_CHECKING:
@@ -252,6 +252,7 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
     *routes_commands.ROUTES,
     *routes_messages.ROUTES,
     *routes_events.ROUTES,
+    *routes_dms.ROUTES,
 ]
 _COMPILED = [(m, re.compile(p + r"/?"), h, auth) for m, p, h, auth in ROUTES]
 

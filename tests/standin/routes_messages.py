@@ -11,6 +11,7 @@ from .gateway import GUILD_MESSAGES
 from .interactions import ALLOWED_CALLBACKS, AUTOCOMPLETE_RESULT, CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, CallbackAttempt, InteractionHandle
 from .models import StoredMessage, snowflake
 from .responses import error, json_response, no_content
+from .routes_dms import CANNOT_MESSAGE, refuses_dm
 from .validation import check_autocomplete, check_message, form_error, is_empty_message
 
 if TYPE_CHECKING:
@@ -59,8 +60,11 @@ def store_message(s: StandIn, channel_id: int, body: dict[str, Any], source: str
 
 async def create_message(s: StandIn, r: Req) -> web.Response:
     cid = r.int("channel_id")
-    if s.guild_of_channel(cid) is None:
+    dm_user = s.dm_channels.get(cid)
+    if s.guild_of_channel(cid) is None and dm_user is None:
         return error(404, 10003, "Unknown Channel")
+    if dm_user is not None and refuses_dm(s, dm_user):
+        return error(*CANNOT_MESSAGE)
     body = _message_body(r)
     if isinstance(body, web.Response):
         return body
@@ -76,7 +80,7 @@ async def create_message(s: StandIn, r: Req) -> web.Response:
     if nonce is not None:
         s.nonces[key] = msg
     session = s.gateway.current
-    if session is not None and session.intents & GUILD_MESSAGES:
+    if session is not None and dm_user is None and session.intents & GUILD_MESSAGES:
         await s.gateway.dispatch("MESSAGE_CREATE", {**msg.payload(with_nonce=True), "member": {"roles": [], "joined_at": None}})
     return json_response(msg.payload(with_nonce=True))
 

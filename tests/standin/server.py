@@ -9,10 +9,12 @@ Usage (in-process)::
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import re
 import socket
+import time
 import traceback
 from typing import Any
 
@@ -58,6 +60,7 @@ class StandIn:
         interaction_deadline: float = 3.0,
         token_lifetime: float = 15 * 60,
         nonce_window: float = 300.0,
+        global_limit: int | None = 50,
         heartbeat_interval_ms: int = 41250,
         privileged_intents_enabled: int = 0,
         bot_permissions: int = BOT_PERMISSIONS,
@@ -81,6 +84,13 @@ class StandIn:
         self.commands: dict[int | None, list[dict[str, Any]]] = {}
         self.command_creates: dict[int | None, list[float]] = {}
         self.stored: dict[int, StoredMessage] = {}
+        self.dm_channels: dict[int, int] = {}  # DM channel id -> user id
+        self.dm_of_user: dict[int, int] = {}
+        self.dms_closed: set[int] = set()  # users whose privacy settings refuse DMs from the bot (50007)
+        # Discord's global limit: 50 requests a second per bot (interaction callbacks are exempt).
+        self.global_limit: int | None = global_limit
+        self._recent: collections.deque[float] = collections.deque()
+        self.global_429s = 0
         self.nonces: dict[tuple[int, str], StoredMessage] = {}
         self.events: dict[str, dict[str, Any]] = {}  # guild scheduled events by id
         self.interactions: dict[int, InteractionHandle] = {}
@@ -251,6 +261,10 @@ class StandIn:
         body, files = await rest.read_body(request)
         record = RequestRecord(request.method, path, dict(request.query), body)
         self.requests.append(record)
+        limited = self._over_global_limit(path)
+        if limited is not None:
+            record.faulted, record.status = True, 429
+            return limited
         fault = self._fault(request.method, path)
         if fault is not None and fault.applied:
             await rest.route(self, request, record, files)  # it happened; the client just never hears so
@@ -271,6 +285,25 @@ class StandIn:
             except (TypeError, ValueError):
                 record.response = None
         return response
+
+    def _over_global_limit(self, path: str) -> web.Response | None:
+        """Discord's global rate limit: more than `global_limit` requests in a second get a global 429."""
+        if self.global_limit is None or path.startswith(("/interactions/", "/webhooks/")):
+            return None
+        now = time.monotonic()
+        while self._recent and now - self._recent[0] >= 1.0:
+            self._recent.popleft()
+        if len(self._recent) >= self.global_limit:
+            retry = max(0.001, 1.0 - (now - self._recent[0]))
+            self.global_429s += 1
+            return rest.fault_response(Fault("*", re.compile(""), 429, 1, None, retry, True))
+        self._recent.append(now)
+        return None
+
+    def dms(self, user_id: int) -> list[StoredMessage]:
+        """The messages the bot sent to one user by DM, oldest first."""
+        channel = self.dm_of_user.get(user_id)
+        return [m for m in self.stored.values() if channel is not None and m.channel_id == channel and not m.deleted]
 
     def _fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:

@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|console|check|import|sync|plan]`.
+"""Command line: `python -m bot [run|console|check|import|sync|plan|ics]`.
 
 Loads settings and the schedule, then starts one front-end. User mistakes (a bad setting, a
 malformed schedule) end with a clear message and exit code 2, never a traceback.
@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--guild", action="store_true", help="publish to DISCORD_GUILD_ID only (they show at once) and remove the global ones")
     where.add_argument("--clear", action="store_true", help="remove the commands both globally and from DISCORD_GUILD_ID")
     sub.add_parser("plan", parents=[common], help="print when each reminder would fire")
+    ics = sub.add_parser("ics", parents=[common], help="write the programme, or one talk, as an iCalendar (.ics) file")
+    ics.add_argument("--talk", metavar="QUERY", help="only this talk, found as /talk finds it (words of its title, an author, or its id)")
+    ics.add_argument("-o", "--output", metavar="FILE", help="where to write the .ics (default: standard output)")
     return parser
 
 
@@ -159,7 +162,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _write_atomically(target: Path, text: str) -> None:
+def _write_atomically(target: Path, text: str | bytes) -> None:
     import tempfile
 
     try:
@@ -167,8 +170,8 @@ def _write_atomically(target: Path, text: str) -> None:
     except OSError as err:
         raise UsageError(f"cannot write {target}: {err.strerror or err}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:  # bytes as given: an .ics keeps its CRLF line ends on every platform
+            handle.write(text if isinstance(text, bytes) else text.encode("utf-8"))
         os.replace(temp, target)
     except OSError as err:
         Path(temp).unlink(missing_ok=True)
@@ -182,7 +185,7 @@ def cmd_console(args: argparse.Namespace, settings: Settings, *, note: str = "")
     schedule, index = load_prepared(settings, _schedule_path(args, settings))
     clock = _clock(args, settings)
     tz = _zone(args, schedule)
-    console = Console(schedule, index, clock, tz)
+    console = Console(schedule, index, clock, tz, files=settings.state_path.parent)
     interactive = stdin_is_terminal()
     banner = "\n".join(filter(None, [note, f"{schedule.name} · {len(schedule.talks)} items · times in {tz.key} · {clock!r}"]))
     ticker = ReminderTicker(schedule, clock, settings, tz, sys.stdout)
@@ -227,7 +230,31 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     return print_plan(schedule, settings, _clock(args, settings).now(), sys.stdout)
 
 
-COMMANDS = {"run": cmd_run, "console": cmd_console, "check": cmd_check, "import": cmd_import, "sync": cmd_sync, "plan": cmd_plan}
+def cmd_ics(args: argparse.Namespace, settings: Settings) -> int:
+    """The .ics of the programme or of one talk: to -o FILE (written whole or not at all), else standard output."""
+    from bot.core.calendar import make_calendar
+    from bot.core.errors import UserError
+    from bot.state.prepared import load_prepared
+
+    schedule, index = load_prepared(settings, _schedule_path(args, settings))
+    try:
+        calendar = make_calendar(schedule, index, _clock(args, settings).now(), query=args.talk)
+    except UserError as err:
+        raise UsageError("\n".join([f"--talk: {err}", *(f"  - {s}" for s in err.suggestions)])) from None
+    if args.output:
+        _write_atomically(Path(args.output), calendar.data)
+    else:
+        try:
+            sys.stdout.buffer.write(calendar.data)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `ics | head`: the reader has all it wants
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+    print(f"{calendar.label}: {calendar.events} event(s), {len(calendar.data):,} bytes -> {args.output or 'standard output'}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "console": cmd_console, "check": cmd_check, "import": cmd_import, "sync": cmd_sync, "plan": cmd_plan, "ics": cmd_ics}
 
 
 def main(argv: list[str] | None = None) -> int:

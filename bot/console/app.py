@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from bot.config import Settings
 from bot.core import answers, render_text
+from bot.core.calendar import make_calendar
 from bot.core.clock import Clock
 from bot.core.errors import AmbiguousQuery, UserError
 from bot.core.schedule import Schedule
@@ -33,6 +34,7 @@ HELP = """Commands (the same as on Discord):
   /talk QUERY        a talk by title words, author or topic (typos are fine)
   /abstract QUERY    the same, with the full abstract
   /author NAME       an author's talks, a chair's sessions (name or surname, accents optional)
+  /calendar [QUERY]  write the programme, or one talk, as an .ics file for your calendar
   /help              this list
   /quit              leave (or Ctrl-D)"""
 
@@ -43,6 +45,7 @@ class Console:
     index: SearchIndex
     clock: Clock
     tz: ZoneInfo
+    files: Path = Path("state")  # where /calendar writes its .ics: the state folder
 
     def handle(self, line: str) -> str:
         """The answer to one typed line; user mistakes become friendly text, never tracebacks."""
@@ -72,8 +75,22 @@ class Console:
             "abstract": lambda q: render_text.render_talk(answers.find_talk(self.index, q), self.schedule, self.tz),
             "author": lambda q: render_text.render_author(answers.find_author(self.index, q), self.clock.now(), self.tz),
             "help": lambda _: "\n\n".join(filter(None, [HELP, render_text.render_chairs(self.schedule.sessions)])),
+            "calendar": self._calendar,
             "time": lambda _: f"The clock shows {self.clock.now().astimezone(self.tz):%a %-d %b %Y %H:%M:%S %Z}.",
         }
+
+    def _calendar(self, query: str) -> str:
+        """Write the .ics (the whole programme, or the talk `query` finds) and say where."""
+        calendar = make_calendar(self.schedule, self.index, self.clock.now(), query=query or None)
+        target = self.files / calendar.filename
+        try:
+            self.files.mkdir(parents=True, exist_ok=True)
+            temp = target.with_name(f".{target.name}.tmp")
+            temp.write_bytes(calendar.data)
+            temp.replace(target)
+        except OSError as err:
+            return f"Could not write {target}: {err.strerror or err}"
+        return f"📅 {calendar.label}: {calendar.events} event{'s' * (calendar.events != 1)} written to {target.resolve()}"
 
 
 def _setup_readline(history: Path) -> None:
@@ -81,7 +98,7 @@ def _setup_readline(history: Path) -> None:
         import readline
     except ImportError:  # pragma: no cover - e.g. Windows without pyreadline
         return
-    commands = ["/next", "/now", "/schedule", "/talk ", "/abstract ", "/author ", "/help", "/quit"]
+    commands = ["/next", "/now", "/schedule", "/talk ", "/abstract ", "/author ", "/calendar", "/help", "/quit"]
 
     def complete(text: str, state: int) -> str | None:
         options = [c for c in commands if c.startswith(text)]

@@ -62,6 +62,7 @@ class Settings:
     schedule_url: str | None = None  # http(s) URL of the programme, fetched at start and polled
     schedule_poll_seconds: int = 300
     schedule_max_bytes: int = 50 * 1024 * 1024  # SCHEDULE_MAX_MB: a larger schedule is refused before it is read
+    scheduled_events: bool = False  # SCHEDULED_EVENTS: one Discord scheduled event per upcoming talk in DISCORD_GUILD_ID
 
 
 def _snowflake(env: Mapping[str, str], name: str) -> int | None:
@@ -147,6 +148,24 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "yes", "1"):
+        return True
+    if raw in ("off", "false", "no", "0"):
+        return False
+    raise ConfigError(f"{name} must be on or off, got {raw[:20]!r}")
+
+
+def _scheduled_events(env: Mapping[str, str], guild_id: int | None) -> bool:
+    enabled = _switch(env, "SCHEDULED_EVENTS")
+    if enabled and guild_id is None:
+        raise ConfigError("SCHEDULED_EVENTS=on needs DISCORD_GUILD_ID: the server whose Events tab gets one event per upcoming talk")
+    return enabled
+
+
 def _log_level(env: Mapping[str, str]) -> str:
     level = (env.get("LOG_LEVEL", "").strip() or "INFO").upper()
     if level not in logging.getLevelNamesMapping():
@@ -176,6 +195,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         schedule_url=_url(env, "SCHEDULE_URL"),
         schedule_poll_seconds=_int(env, "SCHEDULE_POLL_SECONDS", 300, 10, 24 * 3600),
         schedule_max_bytes=_int(env, "SCHEDULE_MAX_MB", 50, 1, 4096) * 1024 * 1024,
+        scheduled_events=_scheduled_events(env, _snowflake(env, "DISCORD_GUILD_ID")),
     )
 
 

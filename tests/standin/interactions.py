@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .models import GuildSpec, StoredMessage, Watchable, new_token, snowflake
+from .validation import FILE_SIZE_MAX
 
 if TYPE_CHECKING:
     from .server import StandIn
@@ -255,7 +256,7 @@ def build_interaction(
         "entitlement_sku_ids": [],
         "authorizing_integration_owners": {"0": str(guild_id)},
         "context": 0,
-        "attachment_size_limit": 10 * 1024 * 1024,
+        "attachment_size_limit": FILE_SIZE_MAX,
     }
     if guild is not None:
         payload["guild"] = {"id": str(guild_id), "locale": "en-US", "features": []}

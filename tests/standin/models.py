@@ -198,6 +198,7 @@ class StoredMessage:
     deleted: bool = False
     edited_at: float | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    files: list[bytes] = field(default_factory=list, repr=False)  # the attachments' bytes, in order
 
     @property
     def content(self) -> str:

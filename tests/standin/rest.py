@@ -134,7 +134,7 @@ async def read_body(request: web.Request) -> tuple[Any, list[dict[str, Any]]]:
                 body = json.loads(await part.text())
             else:
                 data = await part.read()
-                files.append({"field": part.name, "filename": part.filename, "size": len(data)})
+                files.append({"field": part.name, "filename": part.filename, "size": len(data), "data": bytes(data)})
         return body, files
     raw = await request.read()
     if not raw:

@@ -12,7 +12,7 @@ from .interactions import ALLOWED_CALLBACKS, AUTOCOMPLETE_RESULT, CHANNEL_MESSAG
 from .models import StoredMessage, snowflake
 from .responses import error, json_response, no_content
 from .routes_dms import CANNOT_MESSAGE, refuses_dm
-from .validation import check_autocomplete, check_message, form_error, is_empty_message
+from .validation import check_autocomplete, check_message, file_too_large, form_error, is_empty_message, too_many_files
 
 if TYPE_CHECKING:
     from .rest import Req
@@ -36,6 +36,16 @@ def _empty() -> web.Response:
     return error(400, 50006, "Cannot send an empty message")
 
 
+def _files_refused(r: Req, base: tuple[str, ...] = ()) -> web.Response | None:
+    """Discord's limits on attachments: at most 10 files, each within the upload limit."""
+    problems = too_many_files(r.files, base)
+    if problems:
+        return _invalid(problems)
+    if file_too_large(r.files):
+        return error(413, 40005, "Request entity too large")
+    return None
+
+
 def _attachments(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"id": str(snowflake()), "filename": f["filename"] or "file", "size": f["size"], "url": "", "proxy_url": ""} for f in files]
 
@@ -50,6 +60,7 @@ def store_message(s: StandIn, channel_id: int, body: dict[str, Any], source: str
         body=dict(body),
         source=source,
         attachments=_attachments(files or []),
+        files=[f["data"] for f in files or []],
     )
     s.stored[msg.id] = msg
     return msg
@@ -68,6 +79,9 @@ async def create_message(s: StandIn, r: Req) -> web.Response:
     body = _message_body(r)
     if isinstance(body, web.Response):
         return body
+    refused = _files_refused(r)
+    if refused is not None:
+        return refused
     if is_empty_message(body, bool(r.files)):
         return _empty()
     nonce = body.get("nonce")
@@ -164,6 +178,9 @@ async def interaction_callback(s: StandIn, r: Req) -> web.Response:
         problems = check_message(data, base=("data",))
         if problems:
             return refuse(_invalid(problems))
+        refused = _files_refused(r, ("data",))
+        if refused is not None:
+            return refuse(refused)
         if is_empty_message(data, bool(r.files)):
             return refuse(_empty())
     elif ctype == AUTOCOMPLETE_RESULT:
@@ -227,6 +244,9 @@ async def execute_webhook(s: StandIn, r: Req) -> web.Response:
     body = _message_body(r)
     if isinstance(body, web.Response):
         return body
+    refused = _files_refused(r)
+    if refused is not None:
+        return refused
     if is_empty_message(body, bool(r.files)):
         return _empty()
     msg = store_message(s, int(handle.payload.get("channel_id") or 0), body, "followup", r.files)

@@ -32,6 +32,8 @@ COMMAND_OPTIONS_MAX = 25
 CHAT_COMMANDS_MAX = 100
 CONTEXT_COMMANDS_MAX = 5
 NONCE_MAX = 25
+FILES_MAX = 10  # attachments per message
+FILE_SIZE_MAX = 10 * 1024 * 1024  # bytes per file for a bot in an unboosted guild: the interaction's attachment_size_limit
 
 EPHEMERAL = 1 << 6
 
@@ -131,6 +133,16 @@ def check_message(body: dict[str, Any], *, base: tuple[str, ...] = (), has_files
     if nonce is not None and len(str(nonce)) > NONCE_MAX:
         problems.append(_too_long((*base, "nonce"), NONCE_MAX))
     return problems
+
+
+def too_many_files(files: list[dict[str, Any]], base: tuple[str, ...] = ()) -> list[Problem]:
+    """At most 10 files (multipart parts ``files[n]``) per message."""
+    return [_too_long((*base, "attachments"), FILES_MAX)] if len(files) > FILES_MAX else []
+
+
+def file_too_large(files: list[dict[str, Any]], limit: int = FILE_SIZE_MAX) -> bool:
+    """Discord answers 413 (code 40005, "Request entity too large") to a file over the upload limit."""
+    return any(f["size"] > limit for f in files)
 
 
 def is_empty_message(body: dict[str, Any], has_files: bool = False) -> bool:

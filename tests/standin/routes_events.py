@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .models import snowflake
+from .models import ADMINISTRATOR, MANAGE_EVENTS, snowflake, user_payload
 from .responses import error, json_response, no_content
 from .validation import Problem, _length, form_error
 
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from .server import StandIn
 
 GUILD_SCHEDULED_EVENTS = 1 << 16
+CREATE_EVENTS = 1 << 44
+ALL_PERMISSIONS = (1 << 53) - 1
 EVENTS_MAX = 100
 STAGE, VOICE, EXTERNAL = 1, 2, 3
 SCHEDULED, ACTIVE, COMPLETED, CANCELED = 1, 2, 3, 4
@@ -61,6 +63,84 @@ def check_event(ev: dict[str, Any], *, creating: bool) -> list[Problem]:
     return problems
 
 
+def bot_permissions_in(s: StandIn, guild_id: int) -> int:
+    """The bot's guild-wide permissions: @everyone's and its roles' together; Administrator grants all."""
+    guild = s.guilds[guild_id]
+    mine = {int(r) for r in s.bot_member(guild_id)["roles"]} | {guild_id}
+    perms = 0
+    for role in guild.roles:
+        if role.id in mine:
+            perms |= role.permissions
+    return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
+
+
+def _refused(s: StandIn, guild_id: int, event: dict[str, Any] | None = None) -> web.Response | None:
+    """Discord's rules since February 2026: creating needs Create Events; changing an event the bot
+    created needs Create Events or Manage Events; anyone else's needs Manage Events."""
+    perms = bot_permissions_in(s, guild_id)
+    if event is None:
+        needed = CREATE_EVENTS
+    elif event.get("creator_id") == str(s.bot_id):
+        needed = CREATE_EVENTS | MANAGE_EVENTS
+    else:
+        needed = MANAGE_EVENTS
+    return None if perms & needed else error(403, 50013, "Missing Permissions")
+
+
+async def grant(s: StandIn, permissions: int, guild_id: int | None = None) -> None:
+    """Give the bot's role `permissions` (e.g. CREATE_EVENTS | MANAGE_EVENTS) in a guild; a connected client hears GUILD_ROLE_UPDATE."""
+    await _set_roles(s, guild_id, lambda role, is_bot: role.permissions | permissions if is_bot else role.permissions)
+
+
+async def revoke(s: StandIn, permissions: int, guild_id: int | None = None) -> None:
+    """Take `permissions` from the bot in a guild: from its role and from @everyone (which the stand-in gives Manage Events)."""
+    await _set_roles(s, guild_id, lambda role, is_bot: role.permissions & ~permissions)
+
+
+async def _set_roles(s: StandIn, guild_id: int | None, change: Any) -> None:
+    gid = guild_id or s.guild_id
+    guild = s.guilds[gid]
+    bot_roles = {int(r) for r in s.bot_member(gid)["roles"]}
+    for role in guild.roles:
+        if role.id not in bot_roles and role.id != gid:
+            continue
+        new = change(role, role.id in bot_roles)
+        if new != role.permissions:
+            role.permissions = new
+            if s.gateway.current is not None:
+                await s.gateway.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(gid), "role": role.payload()})
+
+
+def add_event(
+    s: StandIn, name: str, start: dt.datetime, end: dt.datetime, *, guild_id: int | None = None, creator_id: int | None = None, **fields: Any
+) -> dict[str, Any]:
+    """An external event someone made in the guild (by default a member, not the bot), stored as Discord would hold it."""
+    gid = guild_id or s.guild_id
+    creator = creator_id or snowflake()
+    event = {
+        "id": str(snowflake()),
+        "guild_id": str(gid),
+        "name": name,
+        "description": None,
+        "scheduled_start_time": start.isoformat(),
+        "scheduled_end_time": end.isoformat(),
+        "privacy_level": 2,
+        "status": SCHEDULED,
+        "entity_type": EXTERNAL,
+        "entity_id": None,
+        "channel_id": None,
+        "entity_metadata": {"location": "Somewhere"},
+        "creator_id": str(creator),
+        "creator": s.bot_user() if creator == s.bot_id else user_payload(creator, f"user{creator % 10000}"),
+        "image": None,
+        "recurrence_rule": None,
+        "user_count": 0,
+        **fields,
+    }
+    s.events[event["id"]] = event
+    return event
+
+
 def _guild(s: StandIn, r: Req) -> int | web.Response:
     gid = r.int("guild_id")
     return gid if gid in s.guilds else error(404, 10004, "Unknown Guild")
@@ -83,6 +163,9 @@ async def create_event(s: StandIn, r: Req) -> web.Response:
     gid = _guild(s, r)
     if isinstance(gid, web.Response):
         return gid
+    refused = _refused(s, gid)
+    if refused is not None:
+        return refused
     body = r.body if isinstance(r.body, dict) else {}
     problems = check_event(body, creating=True)
     if problems:
@@ -121,6 +204,9 @@ async def one_event(s: StandIn, r: Req) -> web.Response:
     method = r.request.method
     if method == "GET":
         return json_response(event)
+    refused = _refused(s, gid, event)
+    if refused is not None:
+        return refused
     if method == "DELETE":
         del s.events[event["id"]]
         await _announce(s, "GUILD_SCHEDULED_EVENT_DELETE", event)

@@ -42,7 +42,7 @@ from .rest import Fault, RequestRecord
 log = logging.getLogger(__name__)
 
 # permissions the bot's managed role has by default
-BOT_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | MANAGE_EVENTS | (1 << 16) | (1 << 31)
+BOT_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | MANAGE_EVENTS | (1 << 16) | (1 << 31) | (1 << 44)  # ... Create Events
 
 
 class StandIn:

@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|console|check|import|sync|plan|ics]`.
+"""Command line: `python -m bot [run|console|check|import|sync|plan|ics|events]`.
 
 Loads settings and the schedule, then starts one front-end. User mistakes (a bad setting, a
 malformed schedule) end with a clear message and exit code 2, never a traceback.
@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--guild", action="store_true", help="publish to DISCORD_GUILD_ID only (they show at once) and remove the global ones")
     where.add_argument("--clear", action="store_true", help="remove the commands both globally and from DISCORD_GUILD_ID")
     sub.add_parser("plan", parents=[common], help="print when each reminder would fire")
+    sub.add_parser("events", parents=[common], help="sync DISCORD_GUILD_ID's scheduled events with the schedule once and exit (SCHEDULED_EVENTS=on)")
     ics = sub.add_parser("ics", parents=[common], help="write the programme, or one talk, as an iCalendar (.ics) file")
     ics.add_argument("--talk", metavar="QUERY", help="only this talk, found as /talk finds it (words of its title, an author, or its id)")
     ics.add_argument("-o", "--output", metavar="FILE", help="where to write the .ics (default: standard output)")
@@ -254,7 +255,26 @@ def cmd_ics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "console": cmd_console, "check": cmd_check, "import": cmd_import, "sync": cmd_sync, "plan": cmd_plan, "ics": cmd_ics}
+def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
+    """One external scheduled event per upcoming talk in DISCORD_GUILD_ID: create, update, delete, then exit."""
+    if not settings.discord_token:
+        print(NO_TOKEN, file=sys.stderr)
+        return 2
+    from bot.discord_ui.events import run_events
+
+    return run_events(settings, _schedule_path(args, settings), _clock(args, settings))
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "console": cmd_console,
+    "check": cmd_check,
+    "import": cmd_import,
+    "sync": cmd_sync,
+    "plan": cmd_plan,
+    "ics": cmd_ics,
+    "events": cmd_events,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

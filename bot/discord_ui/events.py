@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -30,7 +31,7 @@ from bot.config import Settings
 from bot.core.changes import Changes
 from bot.core.clock import Clock, SystemClock
 from bot.core.schedule import Schedule
-from bot.reminders.events import CREATE_EVENTS, EVENTS_MAX, MANAGE_EVENTS, EventPlan, EventSpec, Existing, effective_now, plan_events
+from bot.reminders.events import CREATE_EVENTS, EVENTS_MAX, MANAGE_EVENTS, Delete, EventPlan, EventSpec, Existing, Patch, effective_now, plan_events
 from bot.state.store import Store
 
 if TYPE_CHECKING:
@@ -239,12 +240,8 @@ class EventsExtension:
         self._note(guild_id, full)
         events = dict(plan.events)
         save_known(self.store, guild_id, events)
-        result.adopted, result.kept, result.skipped_past, result.beyond_limit, result.next_end = (
-            len(plan.adopted),
-            plan.kept,
-            plan.skipped_past,
-            plan.beyond_limit,
-            plan.next_end,
+        result = dataclasses.replace(
+            result, adopted=len(plan.adopted), kept=plan.kept, skipped_past=plan.skipped_past, beyond_limit=plan.beyond_limit, next_end=plan.next_end
         )
         await self._apply(guild, plan, found, events, result, blocked)
         result.problem = missing_text(blocked) if blocked else None
@@ -260,53 +257,16 @@ class EventsExtension:
     ) -> None:
         """Deletes first (they free slots), then patches, then creates; a 403 stops that kind of step."""
         assert self.store is not None
-        store = self.store
-
-        def save() -> None:
-            save_known(store, guild.id, events)
-
+        steps = _Steps(guild, found, events, result, blocked, self.store)
         for delete in plan.deletes:
-            try:
-                await found[delete.event_id].delete(reason=f"talk {delete.reason}"[:100])
-            except discord.Forbidden:
-                _add(blocked, CREATE_EVENTS if delete.by_bot else MANAGE_EVENTS)
-                continue
-            except discord.NotFound:
-                pass  # already gone
-            except discord.HTTPException as err:
-                result.failures.append(f"deleting an event: {err.status} {err.text[:80]}")
-                continue
-            if delete.talk_id and events.get(delete.talk_id) == delete.event_id:
-                del events[delete.talk_id]
-            result.deleted += 1
-            save()
+            await steps.delete(delete)
         for patch in plan.patches:
-            try:
-                await found[patch.event_id].edit(**_edit_args(patch.spec, patch.fields))
-            except discord.Forbidden:
-                _add(blocked, CREATE_EVENTS if patch.by_bot else MANAGE_EVENTS)
-                continue
-            except discord.HTTPException as err:
-                result.failures.append(f"updating the event of {patch.spec.talk_id}: {err.status} {err.text[:80]}")
-                continue
-            result.updated += 1
+            await steps.patch(patch)
         for spec in plan.creates:
-            try:
-                event = await guild.create_scheduled_event(**_create_args(spec))
-            except discord.Forbidden:
-                _add(blocked, CREATE_EVENTS)
+            if not await steps.create(spec):
                 break
-            except discord.HTTPException as err:
-                if err.code == MAX_EVENTS_CODE:
-                    self._once(
-                        guild.id, "full", "events: guild %s already has %d open events (some not ours); the rest wait for free slots", guild.id, EVENTS_MAX
-                    )
-                    break
-                result.failures.append(f"creating the event of {spec.talk_id}: {err.status} {err.text[:80]}")
-                continue
-            events[spec.talk_id] = event.id
-            result.created += 1
-            save()
+        if steps.full:
+            self._once(guild.id, "full", "events: guild %s already has %d open events, some not ours; the rest wait for free slots", guild.id, EVENTS_MAX)
 
     # --- logging once -------------------------------------------------------------------
     def _set_problem(self, guild_id: int, problem: str | None) -> None:
@@ -340,6 +300,64 @@ class EventsExtension:
         if (guild_id, what) not in self._noted:
             self._noted.add((guild_id, what))
             log.info(message, *args)
+
+
+@dataclass
+class _Steps:
+    """One sync's calls to Discord; the talk -> event ids are saved after each step that changes them."""
+
+    guild: discord.Guild
+    found: dict[int, discord.ScheduledEvent]
+    events: dict[str, int]
+    result: SyncResult
+    blocked: list[str]
+    store: Store
+    full: bool = False
+
+    async def delete(self, delete: Delete) -> None:
+        try:
+            await self.found[delete.event_id].delete(reason=f"talk {delete.reason}"[:100])
+        except discord.NotFound:
+            pass  # already gone
+        except discord.Forbidden:
+            _add(self.blocked, CREATE_EVENTS if delete.by_bot else MANAGE_EVENTS)
+            return
+        except discord.HTTPException as err:
+            self.result.failures.append(f"deleting an event: {err.status} {err.text[:80]}")
+            return
+        if delete.talk_id and self.events.get(delete.talk_id) == delete.event_id:
+            del self.events[delete.talk_id]
+            save_known(self.store, self.guild.id, self.events)
+        self.result.deleted += 1
+
+    async def patch(self, patch: Patch) -> None:
+        try:
+            await self.found[patch.event_id].edit(**_edit_args(patch.spec, patch.fields))
+        except discord.Forbidden:
+            _add(self.blocked, CREATE_EVENTS if patch.by_bot else MANAGE_EVENTS)
+            return
+        except discord.HTTPException as err:  # a 404: deleted meanwhile, created again at the next sync
+            self.result.failures.append(f"updating the event of {patch.spec.talk_id}: {err.status} {err.text[:80]}")
+            return
+        self.result.updated += 1
+
+    async def create(self, spec: EventSpec) -> bool:
+        """False when no further event can be created now (no permission, or the guild is full)."""
+        try:
+            event = await self.guild.create_scheduled_event(**_create_args(spec))
+        except discord.Forbidden:
+            _add(self.blocked, CREATE_EVENTS)
+            return False
+        except discord.HTTPException as err:
+            if err.code == MAX_EVENTS_CODE:
+                self.full = True
+                return False
+            self.result.failures.append(f"creating the event of {spec.talk_id}: {err.status} {err.text[:80]}")
+            return True
+        self.events[spec.talk_id] = event.id
+        save_known(self.store, self.guild.id, self.events)
+        self.result.created += 1
+        return True
 
 
 def _add(names: list[str], name: str) -> None:

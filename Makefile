@@ -38,6 +38,7 @@ clean:
 bench: $(VENV)/.installed
 	$(PY) -m bench.run --sizes 1000 10000 $(ARGS)
 	$(PY) -m bench.loop --talks 10000
+	$(PY) -m bench.dm_fanout --users 2000
 
 bench-full: $(VENV)/.installed
 	$(PY) -m bench.run --sizes 1000 10000 100000 $(ARGS)

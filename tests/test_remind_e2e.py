@@ -95,7 +95,7 @@ async def test_a_kill_mid_fanout_then_a_restart_sends_each_dm_once(standin, sche
         60.0,
     )
     bot = make_bot(tmp_path, standin, schedule, clock)
-    bot.extensions[0].pace.gap = 1 / 20  # slow enough to be killed in the middle
+    bot.extensions[0].pace.limit = 20  # slow enough to be killed in the middle
     task = asyncio.create_task(bot.start(TOKEN))
     await wait_for(lambda: sum(len(reminders_for(standin, u)) for u in users) >= 10, 15)
     await kill_client(bot, task)

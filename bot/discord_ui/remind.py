@@ -9,8 +9,10 @@ second, soonest first, and each user's DM channel is cached, so a DM costs one r
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import discord
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DMS_CLOSED = 50007
-RATE = 45.0  # requests a second, under Discord's global 50
+RATE = 45  # requests a second, under Discord's global 50 (the rest of the bot's requests need room too)
 WELCOME = "Hello! Reminders for the talks you follow with /remind will come here."
 ALLOW_DMS = (
     "I could not send you a direct message: your privacy settings refuse DMs from this server. "
@@ -46,19 +48,34 @@ ALLOW_DMS = (
 
 
 class Pace:
-    """Spaces requests `1/rate` apart, in the order they ask (so the soonest DMs go first)."""
+    """At most `limit` requests in any second, evenly spaced, in the order they ask (the soonest DMs first).
 
-    def __init__(self, rate: float, clock=time.monotonic) -> None:
-        self.gap = 1.0 / rate
-        self._next = 0.0
+    Spacing keeps requests from arriving in bursts that Discord would count in one second; the
+    sliding window keeps waiters that wake late together (a busy loop) under the limit too.
+    """
+
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.gap = 0.8 / limit  # a little tighter than even: the loop's own delays stretch it back
         self._clock = clock
+        self._sent: collections.deque[float] = collections.deque()
+        self._lock: asyncio.Lock | None = None
 
     async def wait(self) -> None:
-        now = self._clock()
-        slot = max(now, self._next)
-        self._next = slot + self.gap
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        if self._lock is None:
+            self._lock = asyncio.Lock()  # FIFO: waiters are served in the order they came
+        async with self._lock:
+            while True:
+                now = self._clock()
+                while self._sent and now - self._sent[0] >= 1.0:
+                    self._sent.popleft()
+                spaced = not self._sent or now - self._sent[-1] >= self.gap  # spread out, never a burst
+                if len(self._sent) < self.limit and spaced:
+                    self._sent.append(now)
+                    return
+                wait_window = 1.0 - (now - self._sent[0]) if len(self._sent) >= self.limit else 0.0
+                wait_gap = self.gap - (now - self._sent[-1])
+                await asyncio.sleep(max(wait_window, wait_gap, 0.0) + 0.0005)
 
 
 class DmClosed(SendError):
@@ -69,7 +86,7 @@ class DmClosed(SendError):
 class PersonalReminders:
     """An extension: `/remind`, and a ReminderService that sends the DMs."""
 
-    def __init__(self, settings: Settings, clock: Clock, store: Store | None = None, run: str = LIVE, rate: float = RATE) -> None:
+    def __init__(self, settings: Settings, clock: Clock, store: Store | None = None, run: str = LIVE, rate: int = RATE) -> None:
         self.settings, self.clock, self.run = settings, clock, run
         self._own_store = store is None
         self.store = store

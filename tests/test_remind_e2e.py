@@ -103,3 +103,33 @@ async def test_a_kill_mid_fanout_then_a_restart_sends_each_dm_once(standin, sche
         await wait_for(lambda: all(reminders_for(standin, u) for u in users), 20)
         await asyncio.sleep(0.3)
     assert all(len(reminders_for(standin, u)) == 1 for u in users)
+
+
+async def test_followers_of_a_moved_or_cancelled_talk_are_told_by_dm_once(standin, tmp_path):
+    from bot.discord_ui.app import parse_ready
+    from bot.discord_ui.updates import ScheduleUpdates
+    from tests.conftest import TRACK28
+    from tests.test_schedule_updates_e2e import edited
+
+    path = tmp_path / "schedule.yaml"
+    original = TRACK28.read_text(encoding="utf-8")
+    path.write_text(original, encoding="utf-8")
+    store = Store(tmp_path / "bot.sqlite3")
+    store.follow(ALICE, "talk", "compositional-explanations", "Compositional Explanations of Neurons", 5)
+    store.follow(BOB, "author", "jesse-mu", "Jesse Mu", 5)  # the same talk, through its author
+    store.follow(DAVE, "talk", "l2-regularization-dynamics", "On the training dynamics", 5)
+    store.close()
+    schedule, index = parse_ready(path.read_bytes(), str(path))
+    settings = Settings(discord_token=Secret(TOKEN), guild_id=standin.guild_id, state_path=tmp_path / "bot.sqlite3")
+    clock = FixedClock(pst(5, 0))
+    updates = ScheduleUpdates(str(path), parse_ready, poll_seconds=300, served=path.read_bytes(), file_poll_seconds=0.05)
+    bot = SessionBot(settings, schedule, index, clock, [PersonalReminders(settings, clock), updates], guild_ready_timeout=0.05)
+    async with running_client(bot, token=TOKEN):
+        path.write_text(edited(original), encoding="utf-8")
+        await wait_for(lambda: standin.dms(ALICE) and standin.dms(BOB) and standin.dms(DAVE), 10)
+        await updates.watcher.check(force=True)  # the same version again: nothing new is said
+        await asyncio.sleep(0.3)
+    (alice,), (bob,), (dave,) = standin.dms(ALICE), standin.dms(BOB), standin.dms(DAVE)
+    assert "Compositional Explanations of Neurons" in alice.content and "has moved" in alice.content
+    assert f"<t:{int(pst(6, 15).timestamp())}:f>" in alice.content and bob.content == alice.content
+    assert "cancelled" in dave.content and not would_ping(dave.body)

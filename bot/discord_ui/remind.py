@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,15 +22,17 @@ from discord.utils import format_dt
 
 from bot.config import Settings
 from bot.core import answers
+from bot.core.changes import Change, What
 from bot.core.clock import Clock
-from bot.core.schedule import Schedule
+from bot.core.schedule import Schedule, Talk
+from bot.core.search import _author_key
 from bot.discord_ui import render
 from bot.discord_ui.commands import CHOICES_MAX, Query, safe_autocomplete, to_choices
 from bot.discord_ui.reminders import render_reminder
-from bot.reminders.personal import LEAD_MAX, Followed, cancel, follow_author, follow_talk, my_reminders, plan_personal
+from bot.reminders.personal import DM_GUILD, LEAD_MAX, Followed, cancel, follow_author, follow_talk, my_reminders, plan_personal
 from bot.reminders.plan import Plan
 from bot.reminders.service import Delivery, ReminderService, SendError
-from bot.state.store import LIVE, Store
+from bot.state.store import LIVE, NewRow, Store
 
 if TYPE_CHECKING:
     from bot.core.changes import Changes
@@ -130,10 +133,45 @@ class PersonalReminders:
             await self.service.replan()
 
     async def schedule_changed(self, schedule: Schedule, changes: Changes, version: str) -> None:
-        """Moved talks are DMed at their new times, removed ones never (the plan follows the new version)."""
-        if self.service is not None and getattr(self.bot, "serving", True):
-            self.service.schedule = schedule
-            await self.service.replan()
+        """Moved talks are DMed at their new times, removed ones never (the plan follows the new version),
+        and whoever follows a moved or cancelled talk is told so by DM, once."""
+        if self.service is None or not getattr(self.bot, "serving", True):
+            return
+        self.service.schedule = schedule
+        await self.service.replan()
+        for change in [*changes.of(What.MOVED), *changes.of(What.REMOVED)]:
+            if change.talk.end <= self.clock.now():
+                continue
+            for user_id in self._followers(change.talk):
+                await self._notify(user_id, change, version)
+
+    def _followers(self, talk: Talk) -> list[int]:
+        assert self.store is not None
+        keys = {("talk", talk.id), *(("author", _author_key(name)) for name in talk.authors)}
+        return sorted({f.user_id for f in self.store.all_follows() if (f.what, f.key) in keys})
+
+    async def _notify(self, user_id: int, change: Change, version: str) -> None:
+        """One DM per (user, talk, version), recorded in the ledger like a reminder, so a restart never repeats it."""
+        assert self.store is not None
+        talk = change.talk
+        rid = f"{self.run}|notice|{user_id}|{talk.id}|{version}"
+        nonce = "n" + hashlib.blake2b(rid.encode(), digest_size=12).hexdigest()
+        if not self.store.claim(NewRow(rid, self.run, DM_GUILD, talk.id, -1, user_id, nonce, self.clock.now())):
+            return
+        title = render.clean(talk.display_title)
+        if change.what is What.REMOVED:
+            text = f"**{title}**, which you follow, has been cancelled: it will not take place."
+        else:
+            text = f"**{title}**, which you follow, has moved: now {format_dt(talk.start, 'f')} ({format_dt(talk.start, 'R')})."
+            if change.old_room != change.new_room and change.new_room:
+                text += f" Room: {render.clean(change.new_room)}."
+        try:
+            message_id = await self._post(user_id, content=render.fit(text, render.CONTENT_MAX), nonce=nonce, allowed_mentions=discord.AllowedMentions.none())
+        except (SendError, discord.HTTPException) as err:
+            self.store.mark_failed(rid, str(err), permanent=True)
+            log.info("remind: could not tell user %s that %s changed: %s", user_id, talk.id, err)
+            return
+        self.store.mark_sent(rid, message_id)
 
     async def close(self) -> None:
         if self.service is not None:

@@ -252,3 +252,28 @@ async def test_python_m_bot_events_syncs_once_and_exits(standin: StandIn, schedu
     code, out, err = await run(SCHEDULED_EVENTS="on")
     assert code == 2 and "lacks the Create Events permission" in out
     assert len(standin.events) == LISTED and TOKEN not in out + err
+
+
+def test_the_invite_asks_for_the_event_permissions_only_when_the_feature_is_on(schedule: Schedule, tmp_path: Path) -> None:
+    from bot.discord_ui.app import bot_permissions, default_extensions
+
+    off = Settings(guild_id=123456789012345678, state_path=tmp_path / "bot.sqlite3")
+    on = dataclasses.replace(off, scheduled_events=True)
+    assert not bot_permissions(off).create_events and not bot_permissions(off).manage_events
+    assert bot_permissions(on).create_events and bot_permissions(on).manage_events
+    assert bot_permissions(on).value == bot_permissions(off).value | discord.Permissions(create_events=True, manage_events=True).value
+    clock = SystemClock()
+    assert not [e for e in default_extensions(off, schedule, SearchIndex(schedule), clock) if isinstance(e, EventsExtension)]
+    assert [e for e in default_extensions(on, schedule, SearchIndex(schedule), clock) if isinstance(e, EventsExtension)]
+
+
+async def test_a_create_whose_answer_was_lost_leaves_no_duplicate(standin: StandIn, schedule: Schedule, tmp_path: Path) -> None:
+    moved = tomorrow(schedule)
+    settings = settings_for(standin, tmp_path)
+    standin.inject("POST", r"/scheduled-events$", 500, count=1, applied=True)  # Discord made it; discord.py retries the POST
+    first, _ = await sync(settings, moved)
+    assert first.created == LISTED and len(standin.events) == LISTED + 1
+    again, _ = await sync(settings, moved)
+    assert (again.created, again.deleted, again.kept) == (0, 1, LISTED) and again.ok
+    names = [e["name"] for e in events(standin)]
+    assert len(names) == len(set(names)) == LISTED

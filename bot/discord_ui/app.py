@@ -29,6 +29,7 @@ from bot.core.render_text import render_summary, talk_line
 from bot.core.schedule import Schedule
 from bot.core.search import SearchIndex
 from bot.discord_ui import render
+from bot.discord_ui.calendar import add_calendar_command
 from bot.discord_ui.commands import add_commands, message_args, send
 from bot.state.store import LIVE
 
@@ -100,13 +101,18 @@ def default_extensions(
     settings: Settings, schedule: Schedule, index: SearchIndex, clock: Clock, run: str = LIVE, source: str | None = None, served: bytes | None = None
 ) -> list[Extension]:
     """Reminders, and (given the schedule's source) following the schedule as it changes."""
+    from bot.discord_ui.remind import PersonalReminders
     from bot.discord_ui.reminders import ReminderExtension
     from bot.discord_ui.updates import ScheduleUpdates
 
-    extensions: list[Extension] = [ReminderExtension(settings, schedule, clock, run=run)]
+    extensions: list[Extension] = [ReminderExtension(settings, schedule, clock, run=run), PersonalReminders(settings, clock, run=run)]
     if source is not None:
         parse = functools.partial(parse_ready, timezone=settings.schedule_timezone)
         extensions.append(ScheduleUpdates(source, parse, poll_seconds=settings.schedule_poll_seconds, served=served, state_dir=settings.state_path.parent))
+    if settings.scheduled_events:
+        from bot.discord_ui.events import EventsExtension
+
+        extensions.append(EventsExtension(settings, clock))
     return extensions
 
 
@@ -127,6 +133,8 @@ def bot_permissions(settings: Settings) -> discord.Permissions:
     perms = discord.Permissions(view_channel=True, send_messages=True, embed_links=True, read_message_history=True)
     if settings.reminder_role_id is not None:
         perms.mention_everyone = True  # needed to ping a role that is not mentionable
+    if settings.scheduled_events:  # create the talks' events; change or delete ones made by others (see bot.discord_ui.events)
+        perms.create_events = perms.manage_events = True
     return perms
 
 
@@ -182,6 +190,7 @@ class SessionBot(discord.Client):
         self.synced: list[app_commands.AppCommand] = []
         self.tree = SessionTree(self)
         add_commands(self.tree, self.programme, clock)
+        self.calendar = add_calendar_command(self.tree, self.programme, clock)  # /remind sets .followed
         self._closing = False
 
     @property

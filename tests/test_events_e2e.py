@@ -277,3 +277,19 @@ async def test_a_create_whose_answer_was_lost_leaves_no_duplicate(standin: Stand
     assert (again.created, again.deleted, again.kept) == (0, 1, LISTED) and again.ok
     names = [e["name"] for e in events(standin)]
     assert len(names) == len(set(names)) == LISTED
+
+
+async def test_a_missing_permission_shows_in_reminders_status(standin: StandIn, schedule: Schedule, tmp_path: Path) -> None:
+    from bot.discord_ui.reminders import ReminderExtension
+
+    await revoke(standin, CREATE_EVENTS | MANAGE_EVENTS)
+    moved = tomorrow(schedule)
+    settings = dataclasses.replace(settings_for(standin, tmp_path), reminder_channel_id=standin.channel_id)
+    clock = SystemClock()
+    events = EventsExtension(settings, clock)
+    bot = SessionBot(settings, moved, SearchIndex(moved), clock, [ReminderExtension(settings, moved, clock), events], guild_ready_timeout=0.05)
+    async with running_client(bot, token=TOKEN):
+        await wait_for(lambda: events.problem(standin.guild_id) is not None, 10)
+        status = await (await standin.invoke("reminders status", permissions=1 << 5))
+    fields = {f["name"]: f["value"] for f in status["data"]["embeds"][0]["fields"]}
+    assert "Create Events permission" in fields["Scheduled events"]

@@ -269,7 +269,13 @@ class ReminderGroup(app_commands.Group):
         assert self.ext.service is not None and self.ext.store is not None
         enabled = self.ext.store.overrides(guild_id).enabled is not False
         refused = self.ext.bot.programme.refused if self.ext.bot is not None else None
-        return render_status(self.ext.service.status(self.ext.clock.now(), guild_id), self.ext.target_of(guild_id), self.ext.settings, enabled, refused)
+        embed = render_status(self.ext.service.status(self.ext.clock.now(), guild_id), self.ext.target_of(guild_id), self.ext.settings, enabled, refused)
+        for extension in getattr(self.ext.bot, "extensions", ()):
+            problem = getattr(extension, "problem", None)
+            line = problem(guild_id) if callable(problem) else None
+            if line:
+                embed.add_field(name="Scheduled events", value=render.fit(render.clean(line), render.FIELD_VALUE_MAX), inline=False)
+        return render.ensure_fits(embed)
 
     async def _changed(self, interaction: discord.Interaction, **change: object) -> None:
         if not await self._allowed(interaction):

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+import pytest_asyncio
 from icalendar import Calendar
 
 from bot.core.calendar import (
@@ -27,8 +31,16 @@ from bot.core.calendar import (
 from bot.core.clock import FixedClock
 from bot.core.errors import TalkNotFound
 from bot.core.schedule import Kind, Schedule
+from bot.core.search import SearchIndex
+from bot.discord_ui.app import SessionBot
+from bot.discord_ui.calendar import DEFER_ABOVE
 from bot.sources import load_file
-from tests.conftest import PST, ROOT, pst
+from tests.conftest import PST, ROOT, moved, pst
+from tests.standin import InteractionHandle, StandIn, StoredMessage, running_client, would_ping
+from tests.standin.interactions import CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE
+from tests.standin.validation import EPHEMERAL, FILE_SIZE_MAX, check_message
+from tests.test_discord_e2e import TOKEN, complete, make_bot
+from tests.test_discord_render import huge_schedule
 
 NOW = pst(5, 0)
 BREAKS = {"break-1", "break-2"}
@@ -235,3 +247,126 @@ def test_console_writes_the_file_and_prints_its_path(schedule, index, tmp_path):
     answer = console.handle("/calendar l2 regularization")
     assert str(tmp_path / "state" / "neurips-2020-l2-regularization-dynamics.ics") in answer
     assert "No talk matches" in console.handle("/calendar zzzqqq xylophone")
+
+
+# ------------------------------------------------------------------ /calendar, the real client against the stand-in
+
+
+@pytest_asyncio.fixture
+async def standin() -> AsyncIterator[StandIn]:
+    async with StandIn(token=TOKEN) as server:
+        with server.redirect():
+            yield server
+        assert server.internal_errors == []
+
+
+@pytest_asyncio.fixture
+async def bot(standin: StandIn, schedule: Schedule) -> AsyncIterator[SessionBot]:
+    async with running_client(make_bot(standin, schedule, FixedClock(NOW)), token=TOKEN) as client:
+        yield client
+
+
+async def ask(standin: StandIn, name: str, options: dict | None = None, *, user_id: int | None = None) -> InteractionHandle:
+    """Invoke a command as `user_id`; assert one fast answer within Discord's limits, without pings."""
+    handle = await standin.invoke(name, options, user_id=user_id)
+    attempt = await handle.wait_attempt(1)
+    assert attempt.status in (200, 204), attempt.response
+    assert handle.acked_at - handle.created < 1.0
+    assert not check_message(handle.data) and not would_ping(handle.callback)
+    assert handle.data["allowed_mentions"]["parse"] == []
+    return handle
+
+
+def attachment(message: StoredMessage) -> tuple[str, bytes]:
+    """The one file a message carries: its name and its bytes as Discord received them."""
+    assert len(message.attachments) == len(message.files) == 1
+    return message.attachments[0]["filename"], message.files[0]
+
+
+async def test_calendar_attaches_the_whole_programme_ephemerally(standin: StandIn, bot: SessionBot, schedule: Schedule) -> None:
+    handle = await ask(standin, "calendar")
+    assert handle.response_type == CHANNEL_MESSAGE and handle.ephemeral
+    name, data = attachment(handle.original)
+    assert name == "neurips-2020.ics"
+    assert data == calendar_ics(schedule, None, NOW)
+    assert len(events(data)) == 13
+    assert "13 events" in handle.content and len(handle.content) <= 2000
+
+
+async def test_calendar_of_one_talk_picked_from_autocomplete(standin: StandIn, bot: SessionBot) -> None:
+    choices = await complete(standin, "calendar", "talk", "lagrangian")
+    assert choices[0]["value"] == "hamiltonian-lagrangian-constraints"
+    handle = await ask(standin, "calendar", {"talk": choices[0]["value"]})
+    assert handle.ephemeral
+    name, data = attachment(handle.original)
+    assert name == "neurips-2020-hamiltonian-lagrangian-constraints.ics"
+    assert list(events(data)) == ["hamiltonian-lagrangian-constraints@neurips-2020.session-bot"]
+    assert len(await complete(standin, "calendar", "talk", "")) == 13  # no input: the talks to come
+
+
+async def test_calendar_of_a_bad_query_is_a_kind_ephemeral_answer(standin: StandIn, bot: SessionBot) -> None:
+    handle = await ask(standin, "calendar", {"talk": "zzzqqq xylophone"})
+    assert handle.ephemeral and not handle.original.attachments
+    assert "No talk matches" in handle.data["embeds"][0]["description"]
+
+
+async def test_calendar_mine_without_follows_says_how_to_follow(standin: StandIn, bot: SessionBot) -> None:
+    handle = await ask(standin, "calendar", {"mine": True})
+    assert handle.ephemeral and not handle.original.attachments
+    assert "You follow no talks yet: /remind talk" in handle.data["embeds"][0]["description"]
+    bot.calendar.followed = lambda user_id: []
+    assert "You follow no talks yet" in (await ask(standin, "calendar", {"mine": True})).data["embeds"][0]["description"]
+
+
+async def test_calendar_mine_has_what_this_user_follows(standin: StandIn, bot: SessionBot) -> None:
+    follows = {111: ["compositional-explanations", "shooting-formulation"], 222: ["power-laws-deep-ensembles"]}
+    bot.calendar.followed = lambda user_id: follows.get(user_id, [])
+    handle = await ask(standin, "calendar", {"mine": True}, user_id=111)
+    name, data = attachment(handle.original)
+    assert handle.ephemeral and name == "neurips-2020-mine.ics"
+    assert [uid.split("@")[0] for uid in events(data)] == ["shooting-formulation", "compositional-explanations"]
+    _, data = attachment((await ask(standin, "calendar", {"mine": True}, user_id=222)).original)
+    assert [uid.split("@")[0] for uid in events(data)] == ["power-laws-deep-ensembles"]
+    both = await ask(standin, "calendar", {"talk": "shooting-formulation", "mine": True}, user_id=111)
+    assert "not both" in both.data["embeds"][0]["description"]
+
+
+async def test_calendar_follows_a_reloaded_programme(standin: StandIn, bot: SessionBot, schedule: Schedule) -> None:
+    later = moved(schedule, "shooting-formulation", pst(9, 0))
+    bot.programme.accept(later, SearchIndex(later))
+    _, data = attachment((await ask(standin, "calendar", {"talk": "shooting-formulation"})).original)
+    assert events(data)["shooting-formulation@neurips-2020.session-bot"]["start"] == dt.datetime(2020, 12, 10, 17, 0, tzinfo=dt.UTC)
+
+
+async def test_a_big_programme_is_deferred_then_attached(standin: StandIn) -> None:
+    big = huge_schedule(DEFER_ABOVE + 100)
+    async with running_client(make_bot(standin, big, FixedClock(NOW)), token=TOKEN):
+        handle = await standin.invoke("calendar")
+        [followup] = await handle.wait_followups(1, timeout=20)
+    assert handle.response_type == DEFERRED_CHANNEL_MESSAGE and handle.ephemeral
+    assert handle.acked_at - handle.created < 1.0
+    assert followup.flags & EPHEMERAL
+    name, data = attachment(followup)
+    assert name == "huge.ics" and len(events(data)) == DEFER_ABOVE + 100
+
+
+# ------------------------------------------------------------------ the stand-in keeps Discord's rules for files
+
+
+async def post_files(standin: StandIn, files: list[tuple[str, bytes]]) -> tuple[int, dict]:
+    form = aiohttp.FormData()
+    form.add_field("payload_json", json.dumps({"content": "files", "attachments": [{"id": i, "filename": n} for i, (n, _) in enumerate(files)]}))
+    for i, (name, data) in enumerate(files):
+        form.add_field(f"files[{i}]", data, filename=name, content_type="text/calendar")
+    url = f"{standin.url}/api/v10/channels/{standin.channel_id}/messages"
+    async with aiohttp.ClientSession() as session, session.post(url, data=form, headers={"Authorization": f"Bot {TOKEN}"}) as response:
+        return response.status, await response.json()
+
+
+async def test_the_stand_in_refuses_eleven_files_and_a_file_over_the_limit(standin: StandIn) -> None:
+    status, body = await post_files(standin, [(f"{i}.ics", b"x") for i in range(10)])
+    assert status == 200 and len(body["attachments"]) == 10
+    status, body = await post_files(standin, [(f"{i}.ics", b"x") for i in range(11)])
+    assert (status, body["code"]) == (400, 50035) and "attachments" in body["errors"]
+    status, body = await post_files(standin, [("big.ics", b"x" * (FILE_SIZE_MAX + 1))])
+    assert (status, body["code"]) == (413, 40005)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 
 from bench.generate import generate_schedule
-from bot.core.schedule import Kind, ScheduleError
+from bot.core.schedule import BUILD_SWITCH_INTERVAL, Kind, Schedule, ScheduleError, Session, Talk, gc_paused
 from bot.sources import load_schedule, parse_schedule
 from bot.sources.yaml_source import MAX_TEXT_CHARS, MAX_VALUES
 from tests.conftest import ROOT
@@ -471,3 +474,57 @@ def test_impossible_date_and_hour_are_reported_not_raised():
 def test_a_tab_in_the_indentation_names_its_line():
     problem = only_problem(VALID.replace("        kind: oral", "\tkind: oral"))
     assert (problem.line, problem.field) == (9, "kind")
+
+
+# ------------------------------------------------------------------ building off the event loop
+
+
+def _item(talk_id: str, start: dt.datetime) -> Talk:
+    return Talk(talk_id, "s", Kind.TALK, start, start + dt.timedelta(minutes=10), talk_id)
+
+
+@pytest.mark.parametrize("turned_back", [False, True])
+def test_items_are_ordered_by_start_then_id_whatever_their_zones(turned_back: bool):
+    """Timestamps sort first, the real comparison checks: the order of sorting on (start, id), even where
+    a clock turned back makes that order differ from the order of instants."""
+    berlin, la = ZoneInfo("Europe/Berlin"), ZoneInfo("America/Los_Angeles")
+    base = dt.datetime(2024, 10, 26, 1, 30, tzinfo=dt.UTC)
+    zones = [berlin, la, dt.timezone(dt.timedelta(hours=5)), dt.timezone(dt.timedelta(hours=5))]  # two equal, not one
+    starts = [(base + dt.timedelta(minutes=m)).astimezone(zones[i % 4]) for i, m in enumerate((0, 30, 60, 90, 0, 60, 30, 0))]
+    if turned_back:  # Berlin, 27 October 2024: 02:30 twice, the first (fold=0) an hour before the second
+        starts += [dt.datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=berlin), dt.datetime(2024, 10, 27, 2, 30, tzinfo=berlin)]
+        starts += [dt.datetime(2024, 10, 27, 1, 0, tzinfo=dt.UTC)]  # between them: no order of instants agrees
+    items = [_item(f"t{n:02d}", s) for n, s in enumerate(starts)][::-1]
+    session = Session("s", "S", berlin, dt.date(2024, 10, 27), tuple(items))
+    assert Schedule((session,)).talks == tuple(sorted(items, key=lambda t: (t.start, t.id)))
+
+
+def test_gc_and_switch_interval_come_back_after_nested_and_parallel_builds():
+    """Both are the whole process's: the last build out restores what the first one in found."""
+    interval, enabled = sys.getswitchinterval(), gc.isenabled()
+    inside: list[tuple[bool, float]] = []
+    release = threading.Event()
+
+    def build() -> None:
+        with gc_paused():
+            release.wait(5)
+            inside.append((gc.isenabled(), sys.getswitchinterval()))
+
+    try:
+        gc.enable()
+        with gc_paused():
+            other = threading.Thread(target=build)
+            other.start()
+            with gc_paused():
+                assert not gc.isenabled() and sys.getswitchinterval() == pytest.approx(BUILD_SWITCH_INTERVAL)
+        release.set()  # the other build is still running after this thread's builds end
+        other.join()
+        assert inside == [(False, pytest.approx(BUILD_SWITCH_INTERVAL))]
+        assert gc.isenabled() and sys.getswitchinterval() == pytest.approx(interval)
+        gc.disable()
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        sys.setswitchinterval(interval)
+        (gc.enable if enabled else gc.disable)()

@@ -7,13 +7,15 @@ import functools
 import json
 import time
 
+import numpy as np
 import pytest
 
+from bench.generate import generate_schedule
 from bot.core.answers import QUERY_MAX, find_author, find_talk, suggest_authors, suggest_talks
 from bot.core.errors import AmbiguousQuery, AuthorNotFound, EmptyQuery, QueryTooLong, TalkNotFound
 from bot.core.schedule import Schedule
-from bot.core.search import SearchIndex
-from bot.core.text import fold, plain_text
+from bot.core.search import ABSTRACT, AUTHOR, TITLE, SearchIndex, TokenIndex
+from bot.core.text import fold, plain_text, words
 from bot.sources import parse_schedule
 from tests.conftest import pst
 
@@ -348,3 +350,35 @@ def test_empty_author_query_asks_for_a_name_not_a_title_word(index):
         find_author(index, "  ")
     assert "title" not in str(info.value)
     assert "name" in str(info.value)
+
+
+# --------------------------------------------------------------------------- built in pieces (reloads off the loop)
+
+
+def _same_index(a, b) -> None:
+    assert set(vars(a)) == set(vars(b))
+    for name, value in vars(a).items():
+        other = vars(b)[name]
+        if isinstance(value, np.ndarray):
+            assert value.dtype == other.dtype and np.array_equal(value, other), name
+        else:
+            assert type(value) is type(other) and value == other, name
+
+
+@pytest.mark.parametrize("piece_words", [1, 7, 100])
+def test_an_index_sorted_in_pieces_is_the_one_sorted_at_once(piece_words):
+    """Pieces keep each sort short (the GIL is held through it); the postings must not change."""
+    schedule = parse_schedule(generate_schedule(40, seed=3), "gen.yaml")
+    docs = [((TITLE, fold(t.title).split()), (AUTHOR, words(" ".join(t.authors))), (ABSTRACT, words(t.abstract))) for t in schedule.talks]
+    # A title word repeated in the abstract keeps its title weight; a word in every abstract only its title hits.
+    docs.append(((TITLE, ["graph", "common"]), (ABSTRACT, ["graph", "common"])))
+    docs += [((ABSTRACT, ["common"]),)] * 60
+    whole = TokenIndex(docs, piece_words=10**9)
+    assert len(whole.docs) > 3 * piece_words
+    _same_index(TokenIndex(docs, piece_words=piece_words), whole)
+
+
+def test_an_index_of_nothing_is_empty():
+    index = TokenIndex([])
+    assert index.vocab == {} and len(index.docs) == 0 and index.indptr.tolist() == [0]
+    assert index.docs.dtype == np.int32 and index.weights.dtype == np.float32

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from array import array
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -88,6 +89,42 @@ class AuthorMatch:
     score: float
 
 
+PIECE_WORDS = 1 << 16
+"""Words per piece of a TokenIndex build: sorting one piece holds the GIL for a few milliseconds."""
+_WEIGHTS = np.asarray(FIELD_WEIGHT, np.float32)
+
+_Postings = tuple[np.ndarray, np.ndarray, np.ndarray]  # terms, documents, weights
+
+
+class _Piece:
+    """The words of some consecutive documents, as term ids, while a TokenIndex is built."""
+
+    def __init__(self) -> None:
+        self.terms = array("i")
+        self.segments: list[int] = []  # how many words each (document, field) added
+        self.docs: list[int] = []
+        self.fields: list[int] = []
+
+    def add(self, doc: int, field: int, term_ids: Iterable[int]) -> None:
+        before = len(self.terms)
+        self.terms.extend(term_ids)
+        self.segments.append(len(self.terms) - before)
+        self.docs.append(doc)
+        self.fields.append(field)
+
+    def postings(self) -> _Postings:
+        """One posting per (term, document), with the weight of its best field, sorted by term then document."""
+        counts = np.array(self.segments, np.int64)
+        terms = np.frombuffer(self.terms, np.intc).astype(np.int32)
+        docs = np.repeat(np.array(self.docs, np.int32), counts)
+        weights = np.repeat(_WEIGHTS[np.array(self.fields, np.intp)], counts)
+        order = np.lexsort((-weights, docs, terms))
+        terms, docs, weights = terms[order], docs[order], weights[order]
+        first = np.ones(len(terms), bool)
+        first[1:] = (terms[1:] != terms[:-1]) | (docs[1:] != docs[:-1])
+        return terms[first], docs[first], weights[first]
+
+
 class TokenIndex:
     """Documents made of weighted fields; query tokens match exactly, by prefix or fuzzily.
 
@@ -95,34 +132,29 @@ class TokenIndex:
     per-document vectors, so a query costs a few vector operations, not a Python loop per posting.
     """
 
-    def __init__(self, docs: Iterable[Iterable[tuple[int, Iterable[str]]]], *, min_prefix: int = 2) -> None:
+    def __init__(self, docs: Iterable[Iterable[tuple[int, Iterable[str]]]], *, min_prefix: int = 2, piece_words: int = PIECE_WORDS) -> None:
         """`docs`: per document, (field, words) pairs; the words already folded.
 
         `min_prefix`: how many letters a half-typed last word needs before it stands for its completions.
+        `piece_words`: how many words are sorted at a time (the index is the same whatever it is).
         """
         self.min_prefix = min_prefix
-        words: list[str] = []  # each document field's distinct words, one after another
-        segments: list[int] = []  # how many words each (document, field) added
-        seg_docs: list[int] = []
-        seg_fields: list[int] = []
+        # A new word gets the next id, all in C (defaultdict calls len(vocab) for it): ids in first-seen order.
+        vocab: defaultdict[str, int] = defaultdict()
+        vocab.default_factory = vocab.__len__
+        pieces: list[_Postings] = []
+        piece = _Piece()
         doc_id = -1
         for doc_id, fields in enumerate(docs):
             for field_no, field_words in fields:
-                terms = set(field_words)
-                words.extend(terms)
-                segments.append(len(terms))
-                seg_docs.append(doc_id)
-                seg_fields.append(field_no)
+                piece.add(doc_id, field_no, map(vocab.__getitem__, set(field_words)))
+            if len(piece.terms) >= piece_words:  # whole documents only: a piece dedupes its (term, document) pairs
+                pieces.append(piece.postings())
+                piece = _Piece()
+        pieces.append(piece.postings())
         self.size = max(1, doc_id + 1)
-        # Interning in C: dict.fromkeys keeps first-seen order, map looks every word up.
-        self.vocab = {term: n for n, term in enumerate(dict.fromkeys(words))}
-        counts = np.array(segments, np.int64)
-        self._build_postings(
-            np.fromiter(map(self.vocab.__getitem__, words), np.int32, len(words)),
-            np.repeat(np.array(seg_docs, np.int32), counts),
-            np.repeat(np.array(seg_fields, np.int8), counts),
-        )
-        del words
+        self.vocab = dict(vocab)
+        self._build_postings(pieces)
         self.sorted_terms = sorted(self.vocab)
         self.sorted_ids = np.fromiter(map(self.vocab.__getitem__, self.sorted_terms), np.int32, len(self.sorted_terms))
         by_length: dict[int, list[str]] = defaultdict(list)
@@ -131,24 +163,42 @@ class TokenIndex:
         self.by_length = dict(by_length)
         self._gains: dict[tuple[str, bool], tuple[np.ndarray, float] | None] = {}
 
-    def _build_postings(self, terms: np.ndarray, docs: np.ndarray, fields: np.ndarray) -> None:
-        weights = np.asarray(FIELD_WEIGHT, np.float32)[fields]
-        # One posting per (term, document), with the weight of its best field.
-        order = np.lexsort((-weights, docs, terms))
-        terms, docs, weights = terms[order], docs[order], weights[order]
-        first = np.ones(len(terms), bool)
-        first[1:] = (terms[1:] != terms[:-1]) | (docs[1:] != docs[:-1])
-        terms, docs, weights = terms[first], docs[first], weights[first]
+    def _build_postings(self, pieces: list[_Postings]) -> None:
+        """CSR postings (term -> documents, weights) from pieces of consecutive documents.
+
+        Each piece is sorted on its own and put in place by offsets, never one sort of them all:
+        numpy holds the GIL through a sort, and a reload in a worker thread must let the event loop in.
+        """
         count = len(self.vocab)
-        df = np.bincount(terms, minlength=count)
+        df = np.zeros(count, np.int64)
+        for terms, _, _ in pieces:
+            df += np.bincount(terms, minlength=count)
         self.idf = np.log1p(self.size / (1.0 + df)).astype(np.float32)
         self.df = df
         # Words in a quarter of all abstracts say little and cost much: keep only their title/author hits.
         common = df > max(50, self.size // 4)
-        keep = ~(common[terms] & (weights == FIELD_WEIGHT[ABSTRACT]))
-        terms, self.docs, self.weights = terms[keep], docs[keep], weights[keep]
+        kept: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        per_term = np.zeros(count, np.int64)
+        while pieces:
+            terms, docs, weights = pieces.pop(0)
+            keep = ~(common[terms] & (weights == FIELD_WEIGHT[ABSTRACT]))
+            terms, docs, weights = terms[keep], docs[keep], weights[keep]
+            counts = np.bincount(terms, minlength=count)
+            per_term += counts
+            kept.append((terms, docs, weights, counts))
         self.indptr = np.zeros(count + 1, np.int64)
-        np.cumsum(np.bincount(terms, minlength=count), out=self.indptr[1:])
+        np.cumsum(per_term, out=self.indptr[1:])
+        self.docs = np.empty(self.indptr[-1], np.int32)
+        self.weights = np.empty(self.indptr[-1], np.float32)
+        free = self.indptr[:-1].copy()  # per term, where its next documents go
+        while kept:
+            terms, docs, weights, counts = kept.pop(0)
+            # A piece is sorted by term: its k-th posting of term t goes k places after free[t].
+            shift = free - (np.cumsum(counts) - counts)
+            places = np.arange(len(terms)) + shift[terms]
+            self.docs[places] = docs
+            self.weights[places] = weights
+            free += counts
 
     def clear_caches(self) -> None:
         self._gains.clear()

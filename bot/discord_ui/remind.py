@@ -29,7 +29,7 @@ from bot.core.search import _author_key
 from bot.discord_ui import render
 from bot.discord_ui.commands import CHOICES_MAX, Query, safe_autocomplete, to_choices
 from bot.discord_ui.reminders import render_reminder
-from bot.reminders.personal import DM_GUILD, LEAD_MAX, Followed, cancel, follow_author, follow_talk, my_reminders, plan_personal
+from bot.reminders.personal import DM_GUILD, LEAD_MAX, Followed, cancel, follow_author, follow_talk, followed_talks, my_reminders, plan_personal
 from bot.reminders.plan import Plan
 from bot.reminders.service import Delivery, ReminderService, SendError
 from bot.state.store import LIVE, NewRow, Store
@@ -185,9 +185,9 @@ class PersonalReminders:
             await self.service.replan()
 
     def followed_talk_ids(self, user_id: int) -> list[str]:
-        """For /calendar mine."""
+        """For /calendar mine: every talk the user follows, past ones included."""
         assert self.store is not None and self.bot is not None
-        return [f.talk.id for f in my_reminders(self.store, user_id, self.bot.programme.schedule, self.bot.programme.index, self.clock.now())]
+        return list(followed_talks(self.store.follows_of(user_id), self.bot.programme.schedule, self.bot.programme.index))
 
     # --- DMs ---------------------------------------------------------------------------
     async def _dm_channel(self, user_id: int) -> int:

@@ -15,7 +15,7 @@ import discord
 from discord.utils import escape_markdown, escape_mentions, format_dt
 
 from bot.core.answers import NextAnswer, NowAnswer, author_role
-from bot.core.errors import AmbiguousQuery, EmptyQuery, QueryTooLong, UserError
+from bot.core.errors import AmbiguousQuery, AuthorNotFound, EmptyQuery, QueryTooLong, TalkNotFound, UserError
 from bot.core.render_text import day, no_more_talks, phase_line
 from bot.core.schedule import Schedule, Session, Talk
 from bot.core.search import Author
@@ -219,6 +219,8 @@ def render_help(schedule: Schedule) -> list[Reply]:
         "`/talk query` one talk: time, authors, abstract (pick from the list as you type)",
         "`/abstract query` a talk's full abstract",
         "`/author name` an author's talks, or the sessions a chair chairs",
+        "`/remind talk|author|list|cancel` reminders for you, by direct message",
+        "`/calendar` the programme, one talk, or what you follow, as a calendar file",
         "`/help` this message",
     ]
     embed = _embed(f"{clean(schedule.name)} bot", "\n".join(lines))
@@ -236,7 +238,7 @@ def render_user_error(err: UserError) -> list[Reply]:
         text += "\n" + join_fitting([f"• {fit(clean(s), 200)}" for s in err.suggestions], DESCRIPTION_MAX - len(text) - 1, sep="\n")
         text += "\n*Tip: pick an entry from the list that appears as you type.*"
     titles = {AmbiguousQuery: "Please be more specific", EmptyQuery: "Nothing to look up", QueryTooLong: "Query too long"}
-    title = titles.get(type(err), "Not found")
+    title = titles.get(type(err), "Not found" if isinstance(err, TalkNotFound | AuthorNotFound) else "Sorry")
     return one(_embed(title, text, ERROR_COLOUR), ephemeral=True)
 
 

@@ -186,16 +186,21 @@ def cmd_console(args: argparse.Namespace, settings: Settings, *, note: str = "")
     schedule, index = load_prepared(settings, _schedule_path(args, settings))
     clock = _clock(args, settings)
     tz = _zone(args, schedule)
-    console = Console(schedule, index, clock, tz, files=settings.state_path.parent)
+    from bot.state.store import Store
+
+    store = Store(settings.state_path)  # the local user's /remind follows
+    lead = settings.reminder_leads[0] if settings.reminder_leads else 5
+    console = Console(schedule, index, clock, tz, files=settings.state_path.parent, store=store, default_lead=lead)
     interactive = stdin_is_terminal()
     banner = "\n".join(filter(None, [note, f"{schedule.name} · {len(schedule.talks)} items · times in {tz.key} · {clock!r}"]))
-    ticker = ReminderTicker(schedule, clock, settings, tz, sys.stdout)
+    ticker = ReminderTicker(schedule, clock, settings, tz, sys.stdout, index=index, store=store)
     if interactive:  # piped mode answers and exits at once: no reminders mixed into the answers
         ticker.start()
     try:
         return run_console(console, sys.stdin, sys.stdout, interactive=interactive, banner=banner, history=settings.state_path.parent / "console_history")
     finally:
         ticker.stop()
+        store.close()
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:

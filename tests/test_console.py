@@ -126,3 +126,27 @@ def test_small_wrong_answers(schedule, index):
     assert lines[0].startswith("No author matches “a”")
     assert all(any(word.lower().startswith("a") for word in line.strip("- ").split()) for line in lines[1:])
     assert "title" not in console.handle("/author")
+
+
+def test_remind_in_the_console_prints_the_dm_when_due(schedule, index, tmp_path):
+    from bot.config import Settings
+    from bot.console.app import ReminderTicker
+    from bot.state.store import Store
+
+    store = Store(tmp_path / "bot.sqlite3")
+    clock = FixedClock(pst(5, 30))
+    console = Console(schedule, index, clock, PST, files=tmp_path, store=store)
+    assert "05:50 PST, 10 min before" in console.handle("/remind talk shooting formulation 10")
+    assert "Compositional Explanations" in console.handle("/remind author Jesse Mu")
+    listed = console.handle("/remind list")
+    assert listed.index("A shooting formulation") < listed.index("Compositional Explanations")
+    assert "sooner than" in console.handle("/remind talk shooting formulation 120")  # 05:30 is past 06:00 - 120 min
+    ticker = ReminderTicker(schedule, clock, Settings(reminder_kinds=frozenset()), PST, io.StringIO(), index=index, store=store)
+    assert ticker.tick() == []
+    clock.advance(minutes=20)  # 05:50
+    assert ticker.tick() == ["✉ DM: Oral starts in 10 minutes (06:00 PST): A shooting formulation of deep learning"]
+    assert ticker.tick() == []
+    assert console.handle("/remind cancel all") == "Cancelled."
+    clock.advance(minutes=35)  # 06:25: compositional's reminder was due, but it was cancelled
+    assert ticker.tick() == []
+    store.close()

@@ -22,10 +22,13 @@ from bot.core.clock import Clock
 from bot.core.errors import AmbiguousQuery, UserError
 from bot.core.schedule import Schedule
 from bot.core.search import SearchIndex
+from bot.reminders.personal import cancel, follow_author, follow_talk, my_reminders, plan_personal
 from bot.reminders.plan import Target, due_reminders, plan_reminders, reminder_phrase
+from bot.state.store import Store
 
 log = logging.getLogger(__name__)
 PROMPT = "track> "
+LOCAL_USER = 0  # the console's one user
 
 HELP = """Commands (the same as on Discord):
   /next              the next talks, with how long until each starts
@@ -35,6 +38,9 @@ HELP = """Commands (the same as on Discord):
   /abstract QUERY    the same, with the full abstract
   /author NAME       an author's talks, a chair's sessions (name or surname, accents optional)
   /calendar [QUERY]  write the programme, or one talk, as an .ics file for your calendar
+  /remind talk QUERY [MINUTES]   remind me before a talk (printed here, as the bot would DM you)
+  /remind author NAME [MINUTES]  remind me before every talk of an author
+  /remind list | /remind cancel all|QUERY
   /help              this list
   /quit              leave (or Ctrl-D)"""
 
@@ -46,6 +52,8 @@ class Console:
     clock: Clock
     tz: ZoneInfo
     files: Path = Path("state")  # where /calendar writes its .ics: the state folder
+    store: Store | None = None  # follows of the console's one local user (/remind)
+    default_lead: int = 5
 
     def handle(self, line: str) -> str:
         """The answer to one typed line; user mistakes become friendly text, never tracebacks."""
@@ -76,6 +84,7 @@ class Console:
             "author": lambda q: render_text.render_author(answers.find_author(self.index, q), self.clock.now(), self.tz),
             "help": lambda _: "\n\n".join(filter(None, [HELP, render_text.render_chairs(self.schedule.sessions)])),
             "calendar": self._calendar,
+            "remind": self._remind,
             "time": lambda _: f"The clock shows {self.clock.now().astimezone(self.tz):%a %-d %b %Y %H:%M:%S %Z}.",
         }
 
@@ -92,13 +101,48 @@ class Console:
             return f"Could not write {target}: {err.strerror or err}"
         return f"📅 {calendar.label}: {calendar.events} event{'s' * (calendar.events != 1)} written to {target.resolve()}"
 
+    def _remind(self, text: str) -> str:
+        """`/remind talk|author QUERY [MINUTES]`, `/remind list`, `/remind cancel all|QUERY`, for the local user."""
+        if self.store is None:
+            return "Reminders need the state file; they are not available here."
+        action, _, rest = text.partition(" ")
+        query, lead = _query_and_minutes(rest.strip(), self.default_lead)
+        now = self.clock.now()
+        if action == "talk":
+            followed = follow_talk(self.store, LOCAL_USER, answers.find_talk(self.index, query), lead, now)
+            return f"✉ I'll remind you about “{followed.talk.display_title}” at {followed.due_at.astimezone(self.tz):%H:%M %Z}, {lead} min before it starts."
+        if action == "author":
+            person = answers.find_author(self.index, query)
+            coming = follow_author(self.store, LOCAL_USER, person.key, person.name, person.talks, lead, now)
+            lines = [f"  {f.due_at.astimezone(self.tz):%H:%M %Z}  {f.talk.display_title}" for f in coming]
+            return "\n".join([f"✉ I'll remind you before each talk of {person.name}:", *lines])
+        if action == "list":
+            mine = my_reminders(self.store, LOCAL_USER, self.schedule, self.index, now)
+            if not mine:
+                return "You follow no talks yet: /remind talk QUERY or /remind author NAME."
+            return "\n".join(
+                f"  {f.talk.start.astimezone(self.tz):%a %H:%M}  {f.talk.display_title} (reminder {f.due_at.astimezone(self.tz):%H:%M})" for f in mine
+            )
+        if action == "cancel":
+            choice = "all" if rest.strip() == "all" else f"talk:{answers.find_talk(self.index, rest.strip()).id}"
+            return "Cancelled." if cancel(self.store, LOCAL_USER, choice) else "Nothing to cancel: you were not following that."
+        return "Use /remind talk QUERY [MINUTES], /remind author NAME [MINUTES], /remind list or /remind cancel all|QUERY."
+
+
+def _query_and_minutes(text: str, default: int) -> tuple[str, int]:
+    """'shooting 10' -> ('shooting', 10); a trailing number is the lead in minutes."""
+    head, _, last = text.rpartition(" ")
+    if head and last.isdigit():
+        return head, int(last)
+    return text, default
+
 
 def _setup_readline(history: Path) -> None:
     try:
         import readline
     except ImportError:  # pragma: no cover - e.g. Windows without pyreadline
         return
-    commands = ["/next", "/now", "/schedule", "/talk ", "/abstract ", "/author ", "/calendar", "/help", "/quit"]
+    commands = ["/next", "/now", "/schedule", "/talk ", "/abstract ", "/author ", "/calendar", "/remind ", "/help", "/quit"]
 
     def complete(text: str, state: int) -> str | None:
         options = [c for c in commands if c.startswith(text)]
@@ -152,8 +196,11 @@ def run_console(console: Console, stdin: TextIO, stdout: TextIO, *, interactive:
 class ReminderTicker:
     """Prints reminders as they fall due on the console's clock; deduped in memory, no ledger."""
 
-    def __init__(self, schedule: Schedule, clock: Clock, settings: Settings, tz: ZoneInfo, out: TextIO) -> None:
+    def __init__(
+        self, schedule: Schedule, clock: Clock, settings: Settings, tz: ZoneInfo, out: TextIO, index: SearchIndex | None = None, store: Store | None = None
+    ) -> None:
         self.clock, self.tz, self.out = clock, tz, out
+        self.schedule, self.index, self.store = schedule, index, store
         self.plan = plan_reminders(schedule, [Target(0, settings.reminder_leads)], settings.reminder_kinds)
         self.grace = dt.timedelta(minutes=settings.reminder_grace_minutes)
         self.done: set[str] = set()
@@ -165,8 +212,22 @@ class ReminderTicker:
         send, skip = due_reminders(self.plan, now, self.grace, self.done)
         self.done.update(r.id for r in send)
         self.done.update(r.id for r, _ in skip)
-        return [
+        lines = [
             f"⏰ {r.talk.kind.label} {reminder_phrase(r.talk.start, now)} ({r.talk.start.astimezone(self.tz):%H:%M %Z}): {r.talk.display_title}" for r in send
+        ]
+        return lines + self._personal(now)
+
+    def _personal(self, now: dt.datetime) -> list[str]:
+        """The local user's /remind reminders, printed as the bot would DM them."""
+        if self.store is None or self.index is None:
+            return []
+        plan = plan_personal(self.schedule, self.index, self.store.follows_of(LOCAL_USER))
+        send, skip = due_reminders(plan, now, self.grace, self.done)
+        self.done.update(r.id for r in send)
+        self.done.update(r.id for r, _ in skip)
+        return [
+            f"✉ DM: {r.talk.kind.label} {reminder_phrase(r.talk.start, now)} ({r.talk.start.astimezone(self.tz):%H:%M %Z}): {r.talk.display_title}"
+            for r in send
         ]
 
     def start(self, interval: float = 0.2) -> None:

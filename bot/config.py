@@ -63,6 +63,9 @@ class Settings:
     schedule_poll_seconds: int = 300
     schedule_max_bytes: int = 50 * 1024 * 1024  # SCHEDULE_MAX_MB: a larger schedule is refused before it is read
     scheduled_events: bool = False  # SCHEDULED_EVENTS: one Discord scheduled event per upcoming talk in DISCORD_GUILD_ID
+    qa_channel_id: int | None = None  # QA_CHANNEL_ID: where /ask posts questions; None: the reminder channel
+    chair_role_id: int | None = None  # CHAIR_ROLE_ID: members with it are chairs, as are those with Manage Messages
+    talk_threads: bool = False  # TALK_THREADS: a public thread on each talk's channel reminder, where its questions go
 
 
 def _snowflake(env: Mapping[str, str], name: str) -> int | None:
@@ -196,6 +199,9 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         schedule_poll_seconds=_int(env, "SCHEDULE_POLL_SECONDS", 300, 10, 24 * 3600),
         schedule_max_bytes=_int(env, "SCHEDULE_MAX_MB", 50, 1, 4096) * 1024 * 1024,
         scheduled_events=_scheduled_events(env, _snowflake(env, "DISCORD_GUILD_ID")),
+        qa_channel_id=_snowflake(env, "QA_CHANNEL_ID"),
+        chair_role_id=_snowflake(env, "CHAIR_ROLE_ID"),
+        talk_threads=_switch(env, "TALK_THREADS"),
     )
 
 

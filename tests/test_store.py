@@ -106,7 +106,7 @@ def test_forgetting_a_rehearsal_never_touches_the_live_ledger(store):
 
 def test_wal_mode_and_schema_version(store):
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 4
 
 
 def test_overrides_change_only_given_fields(store):

@@ -1,4 +1,4 @@
-"""SQLite state: the reminder ledger, per-guild settings and small named values.
+"""SQLite state: the reminder ledger, per-guild settings, small named values, and session Q&A.
 
 The ledger is what makes reminders exactly-once: a row is claimed before a send and marked sent
 after Discord confirms, so a restart knows what is done, what to re-send (same nonce) and what to
@@ -14,15 +14,17 @@ import datetime as dt
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: questions and question_votes (session Q&A)
 LIVE = "live"
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -67,6 +69,24 @@ CREATE TABLE IF NOT EXISTS guild_settings (
     enabled     INTEGER,
     role_id     INTEGER
 );
+CREATE TABLE IF NOT EXISTS questions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused: a button's custom_id names one question forever
+    guild_id    INTEGER NOT NULL,
+    talk_id     TEXT NOT NULL,
+    user_id     INTEGER NOT NULL,                    -- kept for anonymous questions too, for moderation only
+    text        TEXT NOT NULL,
+    anonymous   INTEGER NOT NULL DEFAULT 0,
+    created_at  TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'open',        -- 'open', 'answered' or 'hidden'
+    votes       INTEGER NOT NULL DEFAULT 0,          -- always COUNT(question_votes), kept in the same transaction
+    channel_id  INTEGER,
+    message_id  INTEGER
+);
+CREATE TABLE IF NOT EXISTS question_votes (
+    question_id INTEGER NOT NULL,
+    user_id     INTEGER NOT NULL,
+    PRIMARY KEY (question_id, user_id)
+) WITHOUT ROWID;
 """
 
 # Version 1 (no user_version) had no run, guild or role columns. Its rows cannot tell a rehearsal
@@ -79,6 +99,9 @@ _MIGRATE_1_TO_2 = (
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS ledger_by_guild ON ledger (run, guild_id, updated_at);
 CREATE INDEX IF NOT EXISTS ledger_by_due ON ledger (run, due_at);
+CREATE INDEX IF NOT EXISTS questions_by_talk ON questions (guild_id, talk_id, state, votes DESC, created_at);
+CREATE INDEX IF NOT EXISTS questions_by_user ON questions (user_id, created_at);
+CREATE INDEX IF NOT EXISTS questions_by_user_talk ON questions (user_id, talk_id, state);
 """
 
 
@@ -159,6 +182,43 @@ class GuildOverrides:
     leads: tuple[int, ...] | None = None
     enabled: bool | None = None
     role_id: int | None = None
+
+
+QUESTION_STATES = ("open", "answered", "hidden")
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One audience question; `user_id` is stored for anonymous ones too but must never be shown."""
+
+    id: int
+    guild_id: int
+    talk_id: str
+    user_id: int
+    text: str
+    anonymous: bool
+    created_at: dt.datetime
+    state: str  # one of QUESTION_STATES
+    votes: int
+    channel_id: int | None
+    message_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionLimits:
+    """Checked in the same transaction as the insert, so that concurrent asks cannot slip past them."""
+
+    since: dt.datetime  # questions asked at or after this instant count towards `recent`
+    recent: int  # at most this many of them
+    open_per_talk: int  # at most this many open questions by the user for the talk
+
+
+class QuestionLimitReached(Exception):
+    """`which` is "recent" or "open_per_talk"; nothing was stored."""
+
+    def __init__(self, which: str) -> None:
+        super().__init__(which)
+        self.which = which
 
 
 def _utcnow() -> str:
@@ -466,6 +526,112 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
         return self.overrides(guild_id)
+
+    # --- session Q&A ------------------------------------------------------------------
+    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in one write transaction: all of it is stored, or none (also across processes)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(self._db)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return result
+
+    def add_question(
+        self, guild_id: int, talk_id: str, user_id: int, text: str, anonymous: bool, now: dt.datetime, *, limits: QuestionLimits | None = None
+    ) -> Question:
+        """Store a new open question; with `limits`, QuestionLimitReached (and nothing stored) when one is reached."""
+
+        def insert(db: sqlite3.Connection) -> int:
+            if limits is not None:
+                if _count_since(db, user_id, limits.since) >= limits.recent:
+                    raise QuestionLimitReached("recent")
+                if _count_open(db, user_id, talk_id) >= limits.open_per_talk:
+                    raise QuestionLimitReached("open_per_talk")
+            cur = db.execute(
+                "INSERT INTO questions (guild_id, talk_id, user_id, text, anonymous, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (guild_id, talk_id, user_id, text, int(anonymous), utc_text(now)),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+        found = self.question(self._transaction(insert))
+        assert found is not None
+        return found
+
+    def question(self, qid: int) -> Question | None:
+        """The question, whatever its guild: callers compare `guild_id` with the guild that asks."""
+        found = self._execute(f"SELECT {_QUESTION_COLUMNS} FROM questions WHERE id = ?", (qid,)).fetchone()
+        return _question(found) if found else None
+
+    def set_question_message(self, qid: int, channel_id: int | None, message_id: int | None) -> None:
+        """Where the question was posted, so that its message can be edited or removed later."""
+        self._execute("UPDATE questions SET channel_id = ?, message_id = ? WHERE id = ?", (channel_id, message_id, qid))
+
+    def toggle_vote(self, qid: int, user_id: int) -> tuple[bool, int]:
+        """Give the user's vote, or take it back if given: (voted now?, the new count), in one transaction.
+
+        An unknown question records nothing and answers (False, 0).
+        """
+
+        def toggle(db: sqlite3.Connection) -> tuple[bool, int]:
+            if db.execute("SELECT 1 FROM questions WHERE id = ?", (qid,)).fetchone() is None:
+                return False, 0
+            voted = db.execute("INSERT OR IGNORE INTO question_votes (question_id, user_id) VALUES (?, ?)", (qid, user_id)).rowcount == 1
+            if not voted:
+                db.execute("DELETE FROM question_votes WHERE question_id = ? AND user_id = ?", (qid, user_id))
+            count = db.execute("SELECT COUNT(*) FROM question_votes WHERE question_id = ?", (qid,)).fetchone()[0]
+            db.execute("UPDATE questions SET votes = ? WHERE id = ?", (count, qid))
+            return voted, count
+
+        return self._transaction(toggle)
+
+    def voted(self, qid: int, user_id: int) -> bool:
+        return self._execute("SELECT 1 FROM question_votes WHERE question_id = ? AND user_id = ?", (qid, user_id)).fetchone() is not None
+
+    def top_questions(self, guild_id: int, talk_ids: Collection[str], limit: int = 10, states: Sequence[str] = ("open",)) -> list[Question]:
+        """The guild's questions for these talks, most votes first, then the oldest."""
+        talks, wanted = list(dict.fromkeys(talk_ids)), list(states)
+        if not talks or not wanted or limit <= 0:
+            return []
+        query = (
+            f"SELECT {_QUESTION_COLUMNS} FROM questions WHERE guild_id = ? AND talk_id IN ({', '.join('?' * len(talks))}) "
+            f"AND state IN ({', '.join('?' * len(wanted))}) ORDER BY votes DESC, created_at, id LIMIT ?"
+        )
+        return [_question(r) for r in self._execute(query, (guild_id, *talks, *wanted, limit)).fetchall()]
+
+    def set_question_state(self, qid: int, state: str) -> None:
+        if state not in QUESTION_STATES:
+            raise ValueError(f"a question's state is one of {', '.join(QUESTION_STATES)}, not {state!r}")
+        self._execute("UPDATE questions SET state = ? WHERE id = ?", (state, qid))
+
+    def questions_since(self, user_id: int, since: dt.datetime) -> int:
+        """How many questions (in any state, any guild) the user asked at or after `since`."""
+        with self._lock:
+            return _count_since(self._db, user_id, since)
+
+    def open_questions(self, user_id: int, talk_id: str) -> int:
+        with self._lock:
+            return _count_open(self._db, user_id, talk_id)
+
+
+def _count_since(db: sqlite3.Connection, user_id: int, since: dt.datetime) -> int:
+    return db.execute("SELECT COUNT(*) FROM questions WHERE user_id = ? AND created_at >= ?", (user_id, utc_text(since))).fetchone()[0]
+
+
+def _count_open(db: sqlite3.Connection, user_id: int, talk_id: str) -> int:
+    return db.execute("SELECT COUNT(*) FROM questions WHERE user_id = ? AND talk_id = ? AND state = 'open'", (user_id, talk_id)).fetchone()[0]
+
+
+_QUESTION_COLUMNS = "id, guild_id, talk_id, user_id, text, anonymous, created_at, state, votes, channel_id, message_id"
+
+
+def _question(row: Sequence) -> Question:
+    qid, guild_id, talk_id, user_id, text, anonymous, created_at, state, votes, channel_id, message_id = row
+    return Question(qid, guild_id, talk_id, user_id, text, bool(anonymous), dt.datetime.fromisoformat(created_at), state, votes, channel_id, message_id)
 
 
 def _follow(row: Sequence) -> Follow:

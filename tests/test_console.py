@@ -150,3 +150,46 @@ def test_remind_in_the_console_prints_the_dm_when_due(schedule, index, tmp_path)
     clock.advance(minutes=35)  # 06:25: compositional's reminder was due, but it was cancelled
     assert ticker.tick() == []
     store.close()
+
+
+def test_ask_questions_and_vote_in_the_console(schedule, index, tmp_path):
+    from bot.state.store import Store
+
+    store = Store(tmp_path / "bot.sqlite3")
+    clock = FixedClock(pst(7, 12))
+    console = Console(schedule, index, clock, PST, files=tmp_path, store=store)
+    assert console.handle("/ask  Why   do\nensembles scale? ").startswith("❓ Question #1 for “On Power Laws in Deep Ensembles” is in.")
+    assert "Question #2 for “Simplifying Hamiltonian" in console.handle("/ask hamiltonian :: Which constraints?")
+    assert console.handle("/vote 2") == "▲ Voted for #2 (1 vote)."
+    assert console.handle("/questions hamiltonian").splitlines() == [
+        "Top questions for “Simplifying Hamiltonian and Lagrangian Neural Networks via Explicit Constraints”:",
+        "  #2  ▲1 ✓  Which constraints? (yours)",
+    ]
+    assert console.handle("/vote #2") == "Vote taken back from #2 (0 votes)."
+    assert console.handle("/vote 99") == "No question #99: /questions lists them with their ids."
+    assert console.handle("/vote two") == "Use /vote ID, with an id from /questions."
+    clock.advance(minutes=30)  # 07:42, the joint Q&A for the four spotlights before it
+    console.handle("/vote 1")
+    assert console.handle("/questions").splitlines() == [
+        "Top questions for “Joint Q&A for Preceeding Spotlights” and the talks it follows:",
+        "  #1  ▲1 ✓  Why do ensembles scale? (yours) [On Power Laws in Deep Ensembles]",
+        "  #2  ▲0  Which constraints? (yours) [Simplifying Hamiltonian and Lagrangian Neural Networks via Explicit Constraints]",
+    ]
+    store.close()
+
+
+def test_console_questions_refusals_are_kind(schedule, index, tmp_path):
+    from bot.state.store import Store
+
+    store = Store(tmp_path / "bot.sqlite3")
+    console = Console(schedule, index, FixedClock(pst(6, 50)), PST, files=tmp_path, store=store)
+    assert console.handle("/ask anyone?") == "No talk is on right now; pick one with /ask QUERY :: QUESTION."
+    assert console.handle("/questions") == "No talk is on right now; pick one with /questions QUERY."
+    assert console.handle("/questions shooting") == "No open questions for “A shooting formulation of deep learning” yet. Ask one with /ask."
+    assert "empty" in console.handle("/ask shooting ::   ")
+    assert "at most 500" in console.handle("/ask shooting :: " + "x" * 501)
+    for n in range(3):
+        console.handle(f"/ask shooting :: q{n}")
+    assert "please wait" in console.handle("/ask shooting :: q3")
+    assert "not available" in console_at(schedule, index, pst(7)).handle("/ask hello")
+    store.close()

@@ -219,3 +219,139 @@ def test_follows_and_dm_channels(store):
     assert closed.closed and closed.channel_id == 55 and not closed.welcomed
     assert store.unfollow(1, "talk", "t") == 1
     assert store.unfollow(1) == 1 and store.follows_of(1) == []
+
+
+# --- session Q&A ------------------------------------------------------------------------
+
+ASKED = dt.datetime(2020, 12, 10, 14, 5, tzinfo=dt.UTC)
+
+
+def test_questions_are_stored_and_read_back(store):
+    asked = store.add_question(1, "t", 7, "Why?", True, ASKED)
+    assert (asked.guild_id, asked.talk_id, asked.user_id, asked.text, asked.anonymous) == (1, "t", 7, "Why?", True)
+    assert (asked.created_at, asked.state, asked.votes, asked.channel_id, asked.message_id) == (ASKED, "open", 0, None, None)
+    store.set_question_message(asked.id, 55, 987654321098765432)
+    store.set_question_state(asked.id, "hidden")
+    again = store.question(asked.id)
+    assert (again.channel_id, again.message_id, again.state) == (55, 987654321098765432, "hidden")
+    assert store.question(asked.id + 1) is None
+    with pytest.raises(ValueError, match="open, answered, hidden"):
+        store.set_question_state(asked.id, "deleted")
+
+
+def test_question_counts_for_the_limits(store):
+    store.add_question(1, "t", 7, "a", False, ASKED)
+    store.add_question(2, "t", 7, "b", False, ASKED + dt.timedelta(seconds=30))
+    answered = store.add_question(1, "t", 7, "c", False, ASKED + dt.timedelta(seconds=59))
+    store.add_question(1, "u", 8, "d", False, ASKED)
+    store.set_question_state(answered.id, "answered")
+    assert store.questions_since(7, ASKED) == 3  # at or after; any state, any guild
+    assert store.questions_since(7, ASKED + dt.timedelta(seconds=1)) == 2
+    assert store.open_questions(7, "t") == 2
+    assert store.open_questions(7, "u") == 0
+
+
+def test_limits_are_checked_as_the_question_is_stored(store):
+    from bot.state.store import QuestionLimitReached, QuestionLimits
+
+    limits = QuestionLimits(since=ASKED - dt.timedelta(minutes=1), recent=2, open_per_talk=1)
+    store.add_question(1, "t", 7, "a", False, ASKED, limits=limits)
+    with pytest.raises(QuestionLimitReached) as reached:
+        store.add_question(1, "t", 7, "b", False, ASKED, limits=limits)
+    assert reached.value.which == "open_per_talk"
+    store.add_question(1, "u", 7, "c", False, ASKED, limits=limits)
+    with pytest.raises(QuestionLimitReached) as reached:
+        store.add_question(1, "v", 7, "d", False, ASKED, limits=limits)
+    assert reached.value.which == "recent"
+    assert store.questions_since(7, ASKED) == 2
+
+
+def test_top_questions_see_one_guild_and_the_given_talks_and_states(store):
+    a = store.add_question(1, "t", 7, "a", False, ASKED)
+    b = store.add_question(1, "u", 8, "b", False, ASKED + dt.timedelta(seconds=1))
+    c = store.add_question(1, "t", 9, "c", False, ASKED - dt.timedelta(seconds=1))  # older than a
+    store.add_question(2, "t", 7, "other guild", False, ASKED)
+    store.toggle_vote(b.id, 1)
+    store.set_question_state(c.id, "answered")
+    assert [q.id for q in store.top_questions(1, ["t", "u"])] == [b.id, a.id]
+    assert [q.id for q in store.top_questions(1, ("t", "u"), states=("open", "answered"))] == [b.id, c.id, a.id]
+    assert [q.id for q in store.top_questions(1, {"t"}, limit=1, states=("answered",))] == [c.id]
+    assert store.top_questions(1, []) == []
+    assert store.top_questions(3, ["t"]) == []
+
+
+def test_a_vote_on_an_unknown_question_records_nothing(store):
+    assert store.toggle_vote(12345, 1) == (False, 0)
+    assert store._db.execute("SELECT COUNT(*) FROM question_votes").fetchone()[0] == 0
+
+
+def test_votes_from_four_connections_at_once_are_counted_exactly(tmp_path):
+    """Each connection has its own lock: only the transaction keeps read-count-write from losing votes."""
+    import threading
+
+    path = tmp_path / "bot.sqlite3"
+    stores = [Store(path) for _ in range(4)]
+    asked = stores[0].add_question(1, "t", 7, "popular?", False, ASKED)
+    start = threading.Barrier(200)
+
+    def vote(user: int) -> None:
+        start.wait()
+        stores[user % 4].toggle_vote(asked.id, user)
+
+    threads = [threading.Thread(target=vote, args=(user,)) for user in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [s.question(asked.id).votes for s in stores] == [200] * 4
+    for s in stores:
+        s.close()
+
+
+_KILLED_WRITER = """
+import datetime as dt, os, sys, time
+from bot.state.store import Store
+store = Store(sys.argv[1])
+asked = store.add_question(1, "t", 7, "survives?", False, dt.datetime(2020, 12, 10, 14, 5, tzinfo=dt.UTC))
+for user in range(50):
+    store.toggle_vote(asked.id, user)
+store.toggle_vote(asked.id, 0)  # taken back
+print(asked.id, flush=True)
+time.sleep(60)
+"""
+
+
+def test_questions_and_votes_survive_kill_9(tmp_path):
+    import os
+    import signal
+
+    path = tmp_path / "bot.sqlite3"
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        qid = int(writer.stdout.readline())
+    finally:
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(timeout=30)
+        writer.stdout.close()
+    assert writer.returncode == -signal.SIGKILL
+    store = Store(path)
+    found = store.question(qid)
+    assert (found.text, found.votes) == ("survives?", 49)
+    assert store.toggle_vote(qid, 0) == (True, 50)
+    assert store.toggle_vote(qid, 1) == (False, 49)
+    store.close()
+
+
+def test_a_version_3_file_gets_the_question_tables_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "v3.sqlite3"
+    old = Store(path)
+    old.follow(1, "talk", "t", "T", 5)
+    old.claim(row())
+    old._db.executescript("DROP TABLE questions; DROP TABLE question_votes; PRAGMA user_version = 3;")
+    old.close()
+    store = Store(path)
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert [f.key for f in store.follows_of(1)] == ["t"] and store.get("t:5:42") is not None
+    asked = store.add_question(1, "t", 7, "new table?", False, ASKED)
+    assert store.toggle_vote(asked.id, 1) == (True, 1)
+    store.close()

@@ -16,19 +16,20 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings
-from bot.core import answers, render_text
+from bot.core import answers, qa, render_text
 from bot.core.calendar import make_calendar
 from bot.core.clock import Clock
 from bot.core.errors import AmbiguousQuery, UserError
-from bot.core.schedule import Schedule
+from bot.core.schedule import Schedule, Talk
 from bot.core.search import SearchIndex
 from bot.reminders.personal import cancel, follow_author, follow_talk, my_reminders, plan_personal
 from bot.reminders.plan import Target, due_reminders, plan_reminders, reminder_phrase
-from bot.state.store import Store
+from bot.state.store import Question, Store
 
 log = logging.getLogger(__name__)
 PROMPT = "track> "
 LOCAL_USER = 0  # the console's one user
+LOCAL_GUILD = 0  # and its one "server", for questions
 
 HELP = """Commands (the same as on Discord):
   /next              the next talks, with how long until each starts
@@ -41,6 +42,10 @@ HELP = """Commands (the same as on Discord):
   /remind talk QUERY [MINUTES]   remind me before a talk (printed here, as the bot would DM you)
   /remind author NAME [MINUTES]  remind me before every talk of an author
   /remind list | /remind cancel all|QUERY
+  /ask QUESTION      ask a question about the talk (or joint Q&A) on now
+  /ask QUERY :: QUESTION         ask about the talk QUERY finds
+  /questions [QUERY] the top 10 open questions, with ids and votes (for the item on now, or QUERY's)
+  /vote ID           vote for question ID; again to take the vote back
   /help              this list
   /quit              leave (or Ctrl-D)"""
 
@@ -85,6 +90,9 @@ class Console:
             "help": lambda _: "\n\n".join(filter(None, [HELP, render_text.render_chairs(self.schedule.sessions)])),
             "calendar": self._calendar,
             "remind": self._remind,
+            "ask": self._ask,
+            "questions": self._questions,
+            "vote": self._vote,
             "time": lambda _: f"The clock shows {self.clock.now().astimezone(self.tz):%a %-d %b %Y %H:%M:%S %Z}.",
         }
 
@@ -128,6 +136,56 @@ class Console:
             return "Cancelled." if cancel(self.store, LOCAL_USER, choice) else "Nothing to cancel: you were not following that."
         return "Use /remind talk QUERY [MINUTES], /remind author NAME [MINUTES], /remind list or /remind cancel all|QUERY."
 
+    def _ask(self, text: str) -> str:
+        """`/ask QUESTION` for the item on now, `/ask QUERY :: QUESTION` for the talk QUERY finds."""
+        if self.store is None:
+            return "Questions need the state file; they are not available here."
+        query, sep, question = text.partition("::")
+        talk = self._talk_or_now(query.strip() if sep else "", "/ask QUERY :: QUESTION")
+        asked = qa.ask(self.store, self.schedule, LOCAL_GUILD, LOCAL_USER, question if sep else text, talk, False, self.clock.now())
+        title = self._title(asked.talk_id)
+        return f"❓ Question #{asked.id} for “{title}” is in. Vote for questions with /vote ID; see the top ones with /questions."
+
+    def _questions(self, query: str) -> str:
+        if self.store is None:
+            return "Questions need the state file; they are not available here."
+        talk = self._talk_or_now(query, "/questions QUERY")
+        top = qa.top_for(self.store, self.schedule, LOCAL_GUILD, talk, 10)
+        if not top:
+            return f"No open questions for “{talk.display_title}” yet. Ask one with /ask."
+        joint = " and the talks it follows" if len(qa.covered(self.schedule, talk)) > 1 else ""
+        return "\n".join([f"Top questions for “{talk.display_title}”{joint}:", *(self._question_line(q, talk) for q in top)])
+
+    def _talk_or_now(self, query: str, usage: str) -> Talk:
+        """The talk `query` finds, or the item on now (a console has no talk option: `usage` names the way)."""
+        if query:
+            return answers.find_talk(self.index, query)
+        return qa.default_talk(self.schedule, self.clock.now(), how=f"with {usage}")
+
+    def _question_line(self, question: Question, listed_for: Talk) -> str:
+        mine = " (yours)" if question.user_id == LOCAL_USER else ""
+        voted = " ✓" if self.store is not None and self.store.voted(question.id, LOCAL_USER) else ""
+        about = f" [{self._title(question.talk_id)}]" if question.talk_id != listed_for.id else ""
+        return f"  #{question.id}  ▲{question.votes}{voted}  {question.text}{mine}{about}"
+
+    def _vote(self, text: str) -> str:
+        """`/vote ID` gives the local user's vote to a question, or takes it back."""
+        if self.store is None:
+            return "Questions need the state file; they are not available here."
+        raw = text.strip().lstrip("#")
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+            return "Use /vote ID, with an id from /questions."
+        found = self.store.question(int(raw))
+        if found is None or found.guild_id != LOCAL_GUILD:
+            return f"No question #{raw}: /questions lists them with their ids."
+        voted, count = self.store.toggle_vote(found.id, LOCAL_USER)
+        votes = f"{count} vote{'s' * (count != 1)}"
+        return f"▲ Voted for #{found.id} ({votes})." if voted else f"Vote taken back from #{found.id} ({votes})."
+
+    def _title(self, talk_id: str) -> str:
+        talk = self.schedule.talk(talk_id)
+        return talk.display_title if talk else talk_id
+
 
 def _query_and_minutes(text: str, default: int) -> tuple[str, int]:
     """'shooting 10' -> ('shooting', 10); a trailing number is the lead in minutes."""
@@ -142,7 +200,7 @@ def _setup_readline(history: Path) -> None:
         import readline
     except ImportError:  # pragma: no cover - e.g. Windows without pyreadline
         return
-    commands = ["/next", "/now", "/schedule", "/talk ", "/abstract ", "/author ", "/calendar", "/remind ", "/help", "/quit"]
+    commands = ["/next", "/now", "/schedule", "/talk ", "/abstract ", "/author ", "/calendar", "/remind ", "/ask ", "/questions", "/vote ", "/help", "/quit"]
 
     def complete(text: str, state: int) -> str | None:
         options = [c for c in commands if c.startswith(text)]

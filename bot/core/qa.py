@@ -49,13 +49,16 @@ def clean_question(text: str) -> str:
     return cleaned
 
 
-def default_talk(schedule: Schedule, now: dt.datetime) -> Talk:
-    """The item questions go to when no talk is named: the talk on now, or the joint Q&A on now."""
+def default_talk(schedule: Schedule, now: dt.datetime, how: str = "with the talk option") -> Talk:
+    """The item questions go to when no talk is named: the talk on now, or the joint Q&A on now.
+
+    `how` tells the user how to name a talk instead, in the front-end's words.
+    """
     on = [t for t in answers.on_now(schedule, now).current if t.is_talk or t.kind is Kind.QA]
     if not on:
-        raise QaRefused("No talk is on right now; pick one with the talk option.")
+        raise QaRefused(f"No talk is on right now; pick one {how}.")
     if len(on) > 1:
-        raise QaRefused("Several talks are on right now; pick one with the talk option.", tuple(t.display_title for t in on))
+        raise QaRefused(f"Several talks are on right now; pick one {how}.", tuple(t.display_title for t in on))
     return on[0]
 
 

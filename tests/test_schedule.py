@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from bench.generate import generate_schedule
-from bot.core.schedule import BUILD_SWITCH_INTERVAL, Kind, Schedule, ScheduleError, Session, Talk, gc_paused
+from bot.core.schedule import BUILD_SWITCH_INTERVAL, GIVE_WAY_SECONDS, Kind, Schedule, ScheduleError, Session, Talk, gc_paused, give_way
 from bot.sources import load_schedule, parse_schedule
 from bot.sources.yaml_source import MAX_TEXT_CHARS, MAX_VALUES
 from tests.conftest import ROOT
@@ -528,3 +528,36 @@ def test_gc_and_switch_interval_come_back_after_nested_and_parallel_builds():
     finally:
         sys.setswitchinterval(interval)
         (gc.enable if enabled else gc.disable)()
+
+
+def test_a_build_in_a_worker_gives_way_only_while_the_main_thread_works():
+    """give_way sleeps when the main thread (the event loop) is running, not when it waits or blocks."""
+
+    def hundred_steps() -> float:
+        began = time.perf_counter()
+        for _ in range(100):
+            give_way()
+            time.sleep(0.0002)  # a step of work, longer than the gap between two looks at the main thread
+        return time.perf_counter() - began
+
+    took: list[float] = []
+    worker = threading.Thread(target=lambda: took.append(hundred_steps()))
+    worker.start()
+    worker.join()  # the main thread blocked in one place: never busy
+    running = threading.Event()
+
+    def while_main_works() -> None:
+        running.wait(5)
+        took.append(hundred_steps())
+        running.clear()
+
+    worker = threading.Thread(target=while_main_works)
+    worker.start()
+    running.set()
+    while running.is_set():  # busy in Python: the worker's steps give way
+        sum(range(100))
+    worker.join()
+    blocked, busy = took
+    half_of_all_the_waits = 100 * GIVE_WAY_SECONDS / 2
+    assert blocked + half_of_all_the_waits < busy
+    assert hundred_steps() < blocked + half_of_all_the_waits  # the main thread itself never waits

@@ -345,3 +345,15 @@ def test_warnings_are_logged_as_one_line_with_details_at_debug(tmp_path: Path, c
     details = [r.getMessage() for r in records if r.levelno == logging.DEBUG]
     assert details[0] == f"{path}:16: field 'sessions[0].items[1].start': 'second' starts at 06:10 before 'first' ends at 06:15 in session s1"
     assert len(details) == 2
+
+
+def test_builds_share_one_tzinfo_per_offset_so_versions_compare_fast():
+    """Comparing datetimes of two tzinfo objects calls utcoffset() on both; of one, it compares fields."""
+    first, second = (parse_bytes(VALID.encode(), "s.yaml")[0] for _ in range(2))
+    zones = {id(t.start.tzinfo) for s in (first, second) for t in s.talks} | {id(t.end.tzinfo) for s in (first, second) for t in s.talks}
+    assert len(zones) == 1
+    assert [(t.start, t.end) for t in first.talks] == [(t.start, t.end) for t in second.talks]
+    named = dt.datetime(2020, 12, 10, 6, tzinfo=dt.timezone(dt.timedelta(hours=-8), "PST"))
+    item = DraftItem(Place(1), "a", "A", named, named + dt.timedelta(minutes=5), "talk")
+    talk = build(Draft("x.json", [DraftSession(Place(1), "s", "S", None, named.date(), [item])]))[0].talks[0]
+    assert talk.start.tzname() == "PST" and talk.start == named

@@ -10,8 +10,10 @@ import datetime as dt
 import gc
 import itertools
 import operator
+import selectors
 import sys
 import threading
+import time
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -133,8 +135,10 @@ class Schedule:
         object.__setattr__(self, "talks", talks)
         object.__setattr__(self, "_by_id", {t.id: t for t in talks})
         object.__setattr__(self, "_starts", tuple(t.start for t in talks))
+        give_way()
         object.__setattr__(self, "_sessions_by_id", {s.id: s for s in self.sessions})
         object.__setattr__(self, "longest_item", max((t.end - t.start for t in talks), default=dt.timedelta(0)))
+        give_way()
         # Sessions by start (with the latest end so far) and by end, for sessions_around.
         ends = [s.end for s in self.sessions]
         by_start = sorted(range(len(self.sessions)), key=lambda i: (self.sessions[i].start, i))
@@ -224,6 +228,7 @@ def _by_start(items: Iterable[Talk]) -> tuple[Talk, ...]:
     rough = sorted(items, key=_rough_start)
     keys = list(map(exact, rough))
     for lo in range(0, len(keys), _CHECK_SLICE):
+        give_way()
         part = keys[lo : lo + _CHECK_SLICE + 1]
         if any(map(operator.lt, part[1:], part[:-1])):
             return tuple(sorted(items, key=exact))
@@ -255,6 +260,39 @@ BUILD_SWITCH_INTERVAL = 0.0002
 
 Python's default (5 ms) is paid again each time the event loop lets the GIL go (every numpy call
 on a few thousand numbers does), so a query answered beside a reload took 40 ms instead of 1.5."""
+
+GIVE_WAY_SECONDS = 0.001
+"""How long a build in a worker thread sleeps when it finds the event loop at work (see give_way)."""
+# Where an idle event loop waits: in its selector's select(), for each kind of selector.
+_IDLE = frozenset(kind.select.__code__ for kind in vars(selectors).values() if isinstance(kind, type) and hasattr(getattr(kind, "select", None), "__code__"))
+_LOOK_EVERY = 0.0001  # seconds of a build between two looks at the main thread
+_seen = threading.local()
+
+
+def give_way() -> None:
+    """Called between the small steps of a build: let the main thread's event loop work undisturbed.
+
+    A query releases the GIL in each numpy call; a build running beside it in a worker thread took
+    the GIL each time, and the loop waited to get it back: an answer of 1 ms took 4. So when the
+    main thread is running (neither waiting in its selector nor blocked where it was at the last
+    step), the build sleeps a moment. A build in the main thread (a first load) never waits.
+    """
+    now = time.perf_counter()
+    if now < getattr(_seen, "next", 0.0):
+        return
+    _seen.next = now + _LOOK_EVERY
+    main = threading.main_thread()
+    if threading.current_thread() is main:
+        return
+    frame = sys._current_frames().get(main.ident)  # what the main thread is doing: the only way to see it
+    if frame is None:
+        return
+    where = (id(frame), frame.f_lasti)
+    busy = frame.f_code not in _IDLE and where != getattr(_seen, "where", None)
+    _seen.where = where
+    if busy:
+        time.sleep(GIVE_WAY_SECONDS)
+
 
 _builds = threading.Lock()
 _active = 0  # builds under way, in any thread

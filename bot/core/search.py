@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from bot.core.schedule import Schedule, Session, Talk, gc_paused
+from bot.core.schedule import Schedule, Session, Talk, gc_paused, give_way
 from bot.core.text import fold, words
 
 TITLE, AUTHOR, ABSTRACT = 0, 1, 2
@@ -146,6 +146,7 @@ class TokenIndex:
         piece = _Piece()
         doc_id = -1
         for doc_id, fields in enumerate(docs):
+            give_way()
             for field_no, field_words in fields:
                 piece.add(doc_id, field_no, map(vocab.__getitem__, set(field_words)))
             if len(piece.terms) >= piece_words:  # whole documents only: a piece dedupes its (term, document) pairs
@@ -308,6 +309,15 @@ def top_k(shares: np.ndarray | None, k: int) -> list[tuple[int, float]]:
     return list(zip(docs.tolist(), shares[docs].tolist(), strict=True))
 
 
+def _folded(texts: Iterable[str]) -> list[str]:
+    """fold() of each text, giving way now and then to an event loop (see give_way)."""
+    out = []
+    for text in texts:
+        give_way()
+        out.append(fold(text))
+    return out
+
+
 def _author_key(name: str) -> str:
     """A stable id for a name: its folded words joined by '-', or a digest for a name with no letters at all."""
     key = "-".join(fold(name).split())[:100]
@@ -333,7 +343,7 @@ class SearchIndex:
     def _build(self, schedule: Schedule) -> None:
         self.schedule = schedule
         self.talks = schedule.talks
-        self._titles = [fold(t.title) for t in self.talks]
+        self._titles = _folded(t.title for t in self.talks)
         self._title_order = sorted(range(len(self._titles)), key=self._titles.__getitem__)
         self._sorted_titles = [self._titles[i] for i in self._title_order]
         # Abstracts are folded one at a time and not kept: at 100,000 talks they would double the memory.
@@ -344,7 +354,7 @@ class SearchIndex:
         self._talk_index = TokenIndex(fields)
         self.authors = self._collect_authors(schedule)
         self._by_key = {a.key: a for a in self.authors}
-        self._author_names = [fold(a.name) for a in self.authors]
+        self._author_names = _folded(a.name for a in self.authors)
         # One typed letter already narrows the names to those with a word starting with it.
         self._author_index = TokenIndex((((AUTHOR, name.split()),) for name in self._author_names), min_prefix=1)
 
@@ -355,6 +365,7 @@ class SearchIndex:
         talks_of: dict[str, list[Talk]] = defaultdict(list)
         chaired: dict[str, list[Session]] = defaultdict(list)
         for talk in schedule.talks:
+            give_way()
             for name in talk.authors:
                 key = _author_key(name)
                 names.setdefault(key, name)

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.core.schedule import Problem, Schedule, ScheduleError, gc_paused
+from bot.core.schedule import Problem, Schedule, ScheduleError, gc_paused, give_way
 from bot.sources.draft import Draft
 
 log = logging.getLogger(__name__)
@@ -82,11 +82,11 @@ def decode_utf8(data: bytes, source: str) -> str:
         raise ScheduleError(source, [Problem(line, "(file)", message)]) from None
 
 
-_UTF8_PIECE = 1 << 20
+_UTF8_PIECE = 1 << 19
 
 
 def check_utf8(data: bytes, source: str, *, piece: int = _UTF8_PIECE) -> None:
-    """Refuse bytes that are not UTF-8, as decode_utf8 does, a megabyte at a time.
+    """Refuse bytes that are not UTF-8, as decode_utf8 does, half a megabyte at a time.
 
     One decode of a 23 MB file holds the GIL for 30 ms, which an event loop answering queries
     beside a reload would wait out; a piece at a time lets it in between.
@@ -95,6 +95,7 @@ def check_utf8(data: bytes, source: str, *, piece: int = _UTF8_PIECE) -> None:
     view = memoryview(data)
     try:
         for lo in range(0, len(data), piece):
+            give_way()
             decoder.decode(view[lo : lo + piece])
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
@@ -146,6 +147,7 @@ def let_go(draft: Draft) -> None:
     C cascade that holds the GIL for 25 ms, and an event loop answering beside a reload waits that long."""
     for session in draft.sessions:
         while session.items:
+            give_way()
             del session.items[-64:]
     draft.sessions.clear()
 

@@ -17,7 +17,7 @@ import yaml
 from dateutil.parser import isoparse
 from rapidfuzz import process
 
-from bot.core.schedule import Kind, Problem, ScheduleError
+from bot.core.schedule import Kind, Problem, ScheduleError, give_way
 from bot.sources.draft import MAX_TEXT_CHARS, Draft, DraftItem, DraftSession, Place
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -52,7 +52,13 @@ class _SafeLineLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     _plain_tags: ClassVar[dict[str, str]] = {}
 
     def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
-        """yaml's resolver, memoised for short plain scalars: keys and kinds repeat thousands of times."""
+        """yaml's resolver, memoised for short plain scalars: keys and kinds repeat thousands of times.
+
+        libyaml calls it for every node it composes: the one place a build can give way meanwhile.
+        """
+        self._composed = composed = getattr(self, "_composed", 0) + 1
+        if not composed & 63:
+            give_way()
         if kind is yaml.ScalarNode and not self.yaml_path_resolvers:
             if not implicit[0]:
                 return _STR_TAG  # quoted: always text
@@ -186,6 +192,7 @@ class _Builder:
     def build_map(self, node: yaml.MappingNode) -> _Map:
         if id(node) in self.built:
             return self._reuse(node)
+        give_way()
         result = self.built[id(node)] = _Map()
         result.line = node.start_mark.line + 1
         result.key_lines = key_lines = {}
@@ -276,6 +283,7 @@ def _let_go(tree: Any) -> None:
     """
     branches = [(tree, 0)]
     while branches:
+        give_way()
         branch, depth = branches.pop()
         if depth >= _BRANCH_DEPTH:
             continue  # freed here, when `branch` is bound to the next one
@@ -510,6 +518,7 @@ _KINDS = tuple(k.value for k in Kind)
 
 def _item(check: _Checker, node: Any, path: str, tz: ZoneInfo | None, line: int) -> DraftItem | None:
     """One item, or None when a field cannot be read (its problem is noted); titles, ends and ids are build's."""
+    give_way()
     item = check.fields(node, _ITEM_FIELDS, path, line, "an item")
     if item is None:
         return None

@@ -72,7 +72,9 @@ def add_control_routes(app: web.Application, s: StandIn) -> None:
             if d.get(k) is not None
         }
         try:
-            if d.get("kind", "command") == "autocomplete":
+            if d.get("kind") == "click":
+                handle = await s.click(int(d["message_id"]), d["custom_id"], **{k: v for k, v in common.items() if k not in ("guild_id", "channel_id")})
+            elif d.get("kind", "command") == "autocomplete":
                 handle = await s.autocomplete(d["name"], d["focused"], d.get("value", ""), d.get("options"), **common)
             else:
                 handle = await s.invoke(d["name"], d.get("options"), **common)
@@ -183,6 +185,10 @@ class ControlClient:
     async def autocomplete(self, name: str, focused: str, value: str = "", **kw: Any) -> dict[str, Any]:
         body = {"kind": "autocomplete", "name": name, "focused": focused, "value": value, **kw}
         return await self._call("POST", "/interactions", json=body)
+
+    async def click(self, message_id: str | int, custom_id: str, **kw: Any) -> dict[str, Any]:
+        """Click a button (user_id, permissions, roles as for invoke)."""
+        return await self._call("POST", "/interactions", json={"kind": "click", "message_id": str(message_id), "custom_id": custom_id, **kw})
 
     async def interaction(self, interaction_id: str | int, *, wait: float = 0) -> dict[str, Any]:
         return await self._call("GET", f"/interactions/{interaction_id}", params={"wait": str(wait)})

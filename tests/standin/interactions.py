@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .server import StandIn
 
 APPLICATION_COMMAND = 2
+MESSAGE_COMPONENT = 3
 APPLICATION_COMMAND_AUTOCOMPLETE = 4
 # callback (response) types
 PONG, CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE = 1, 4, 5, 6, 7
@@ -20,6 +21,7 @@ AUTOCOMPLETE_RESULT, MODAL = 8, 9
 ALLOWED_CALLBACKS = {
     APPLICATION_COMMAND: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL, 12},
     APPLICATION_COMMAND_AUTOCOMPLETE: {AUTOCOMPLETE_RESULT},
+    MESSAGE_COMPONENT: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, MODAL},
 }
 
 
@@ -53,13 +55,15 @@ class InteractionHandle(Watchable):
         self.callback: dict[str, Any] | None = None
         self.acked_at: float | None = None
         self.attempts: list[CallbackAttempt] = []
-        self.original: StoredMessage | None = None
+        self.original: StoredMessage | None = None  # a click's 6/7 make it the clicked message (@original)
+        self.message: StoredMessage | None = None  # the message a click (type 3) was made on
         self.followups: list[StoredMessage] = []
         self.original_edits: list[dict[str, Any]] = []
         self.original_deleted = False
 
     def __repr__(self) -> str:
-        name = (self.payload.get("data") or {}).get("name")
+        data = self.payload.get("data") or {}
+        name = data.get("name") or data.get("custom_id")
         return f"<InteractionHandle id={self.id} type={self.type} name={name!r} callback={self.response_type}>"
 
     def __await__(self):
@@ -94,6 +98,11 @@ class InteractionHandle(Watchable):
 
     def late(self) -> bool:
         return time.monotonic() - self.created > self.deadline
+
+    @property
+    def ack_seconds(self) -> float | None:
+        """Seconds from dispatch to the accepted callback (None while unacknowledged)."""
+        return None if self.acked_at is None else self.acked_at - self.created
 
     # --- waiting -----------------------------------------------------------------
     async def wait_response(self, timeout: float = 5.0) -> dict[str, Any]:

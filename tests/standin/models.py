@@ -25,6 +25,11 @@ USE_APPLICATION_COMMANDS = 1 << 31
 MANAGE_GUILD = 1 << 5
 ADMINISTRATOR = 1 << 3
 MANAGE_EVENTS = 1 << 33
+MANAGE_MESSAGES = 1 << 13
+CREATE_PUBLIC_THREADS = 1 << 35
+CREATE_PRIVATE_THREADS = 1 << 36
+SEND_MESSAGES_IN_THREADS = 1 << 38
+THREAD_TYPES = (10, 11, 12)  # announcement, public, private thread
 # what @everyone gets in a fresh guild (a typical default)
 DEFAULT_EVERYONE = 0x0000_0006_3264_0E41 | VIEW_CHANNEL | SEND_MESSAGES | USE_APPLICATION_COMMANDS
 
@@ -59,8 +64,17 @@ class ChannelSpec:
     type: int = 0  # 0 text, 5 announcement, 2 voice, 4 category
     position: int = 0
     topic: str | None = None
+    parent_id: int | None = None  # a thread's channel
+    owner_id: int | None = None  # who opened a thread
+    message_count: int = 0
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in THREAD_TYPES
 
     def payload(self, guild_id: int) -> dict[str, Any]:
+        if self.is_thread:
+            return self.thread_payload(guild_id)
         return {
             "id": str(self.id),
             "type": self.type,
@@ -74,6 +88,29 @@ class ChannelSpec:
             "parent_id": None,
             "rate_limit_per_user": 0,
             "flags": 0,
+        }
+
+    def thread_payload(self, guild_id: int) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "guild_id": str(guild_id),
+            "parent_id": str(self.parent_id),
+            "owner_id": str(self.owner_id),
+            "name": self.name,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": self.message_count,
+            "member_count": 1,
+            "total_message_sent": self.message_count,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": 1440,
+                "archive_timestamp": iso(time.time()),
+                "locked": False,
+                "create_timestamp": iso(time.time()),
+            },
         }
 
 
@@ -111,9 +148,11 @@ class GuildSpec:
     owner_id: int = 0
     # user id -> (name, role ids)
     members: dict[int, tuple[str, list[int]]] = field(default_factory=dict)
+    threads: list[ChannelSpec] = field(default_factory=list)  # active threads (not in `channels`, as on Discord)
 
     def channel(self, channel_id: int) -> ChannelSpec | None:
-        return next((c for c in self.channels if c.id == int(channel_id)), None)
+        """A channel or an active thread of this guild."""
+        return next((c for c in (*self.channels, *self.threads) if c.id == int(channel_id)), None)
 
     def member_payload(self, user_id: int, *, permissions: int | None = None) -> dict[str, Any]:
         name, roles = self.members.get(user_id, (f"user{user_id % 10000}", []))
@@ -175,7 +214,7 @@ class GuildSpec:
             "voice_states": [],
             "members": [bot_member, *members],
             "channels": [c.payload(self.id) for c in self.channels],
-            "threads": [],
+            "threads": [t.payload(self.id) for t in self.threads],
             "presences": [],
             "stage_instances": [],
             "guild_scheduled_events": [],
@@ -199,6 +238,7 @@ class StoredMessage:
     edited_at: float | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
     files: list[bytes] = field(default_factory=list, repr=False)  # the attachments' bytes, in order
+    thread_id: int | None = None  # the thread opened on this message (it has the message's id)
 
     @property
     def content(self) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import routes_commands, routes_dms, routes_events, routes_messages
+from . import routes_commands, routes_dms, routes_events, routes_messages, routes_threads
 from .responses import error, json_response
 
 if TYPE_CHECKING:
@@ -253,6 +253,7 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
     *routes_messages.ROUTES,
     *routes_events.ROUTES,
     *routes_dms.ROUTES,
+    *routes_threads.ROUTES,
 ]
 _COMPILED = [(m, re.compile(p + r"/?"), h, auth) for m, p, h, auth in ROUTES]
 

@@ -8,10 +8,20 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .gateway import GUILD_MESSAGES
-from .interactions import ALLOWED_CALLBACKS, AUTOCOMPLETE_RESULT, CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, CallbackAttempt, InteractionHandle
+from .interactions import (
+    ALLOWED_CALLBACKS,
+    AUTOCOMPLETE_RESULT,
+    CHANNEL_MESSAGE,
+    DEFERRED_CHANNEL_MESSAGE,
+    DEFERRED_UPDATE,
+    UPDATE_MESSAGE,
+    CallbackAttempt,
+    InteractionHandle,
+)
 from .models import StoredMessage, snowflake
 from .responses import error, json_response, no_content
 from .routes_dms import CANNOT_MESSAGE, refuses_dm
+from .routes_threads import refuse_thread_post
 from .validation import check_autocomplete, check_message, file_too_large, form_error, is_empty_message, too_many_files
 
 if TYPE_CHECKING:
@@ -76,6 +86,9 @@ async def create_message(s: StandIn, r: Req) -> web.Response:
         return error(404, 10003, "Unknown Channel")
     if dm_user is not None and refuses_dm(s, dm_user):
         return error(*CANNOT_MESSAGE)
+    refused_in_thread = refuse_thread_post(s, cid)
+    if refused_in_thread is not None:
+        return refused_in_thread
     body = _message_body(r)
     if isinstance(body, web.Response):
         return body
@@ -187,12 +200,21 @@ async def interaction_callback(s: StandIn, r: Req) -> web.Response:
         problems = check_autocomplete(data)
         if problems:
             return refuse(_invalid(problems))
+    elif ctype in (DEFERRED_UPDATE, UPDATE_MESSAGE):
+        refused = _update_refused(handle, data if ctype == UPDATE_MESSAGE else None)
+        if refused is not None:
+            return refuse(refused)
     channel_id = int(handle.payload.get("channel_id") or 0)
     if ctype == CHANNEL_MESSAGE:
         handle.original = store_message(s, channel_id, data, "interaction", r.files)
     elif ctype == DEFERRED_CHANNEL_MESSAGE:
         flags = int(data.get("flags") or 0) | LOADING
         handle.original = store_message(s, channel_id, {"content": "", "flags": flags}, "interaction")
+    elif ctype in (DEFERRED_UPDATE, UPDATE_MESSAGE):
+        handle.original = handle.message  # @original of a click is the message it was made on
+        if ctype == UPDATE_MESSAGE:
+            handle.message.apply_edit(data)  # type: ignore[union-attr]
+            handle.original_edits.append(data)
     handle.callback = body
     handle.acked_at = time.monotonic()
     result = _callback_result(handle, ctype)
@@ -200,6 +222,16 @@ async def interaction_callback(s: StandIn, r: Req) -> web.Response:
     handle.attempts.append(CallbackAttempt(200 if attempt_response else 204, body, attempt_response))
     handle._notify()
     return json_response(result) if attempt_response is not None else no_content()
+
+
+def _update_refused(handle: InteractionHandle, data: dict[str, Any] | None) -> web.Response | None:
+    """Types 6 and 7 answer a click on a message that still exists; 7's data is a message edit."""
+    if handle.message is None or handle.message.deleted:
+        return error(404, 10008, "Unknown Message")
+    if data is None:
+        return None
+    problems = check_message(data, base=("data",), flags=handle.message.flags)
+    return _invalid(problems) if problems else None
 
 
 def _callback_result(handle: InteractionHandle, ctype: int) -> dict[str, Any]:

@@ -436,5 +436,26 @@ class StandIn:
         await self.gateway.dispatch("INTERACTION_CREATE", payload)
         return handle
 
+    async def click(
+        self,
+        message_id: int,
+        custom_id: str,
+        *,
+        user_id: int | None = None,
+        permissions: int = DEFAULT_EVERYONE,
+        roles: list[int] | None = None,
+        locale: str = "en-US",
+    ) -> InteractionHandle:
+        """Click a button on a message (a MESSAGE_COMPONENT interaction); raises ValueError for a
+        click Discord's client would not send (no such button, disabled, deleted, someone else's ephemeral)."""
+        from .components import click
+
+        return await click(self, message_id, custom_id, user_id=user_id, permissions=permissions, roles=roles, locale=locale)
+
+    def threads(self, channel_id: int | None = None, guild_id: int | None = None) -> list[ChannelSpec]:
+        """Active threads (of one parent channel, or all) in a guild."""
+        guild = self.guilds[guild_id or self.guild_id]
+        return [t for t in guild.threads if channel_id is None or t.parent_id == int(channel_id)]
+
     async def drop_gateway(self, code: int = 4000, *, abrupt: bool = False) -> None:
         await self.gateway.drop(code, abrupt=abrupt)

@@ -121,8 +121,11 @@ def check_allowed_mentions(am: Any, base: tuple[str, ...] = ()) -> list[Problem]
     return problems
 
 
-def check_message(body: dict[str, Any], *, base: tuple[str, ...] = (), has_files: bool = False) -> list[Problem]:
-    """Checks a message create/edit body (also the ``data`` of a type 4 callback)."""
+def check_message(body: dict[str, Any], *, base: tuple[str, ...] = (), has_files: bool = False, flags: int = 0) -> list[Problem]:
+    """Checks a message create/edit body (also the ``data`` of a type 4 or 7 callback);
+    `flags`: the edited message's, when the body does not say."""
+    from .components import check_components  # components imports models, which imports this module
+
     problems: list[Problem] = []
     content = body.get("content")
     if content is not None and len(str(content)) > CONTENT_MAX:
@@ -132,6 +135,7 @@ def check_message(body: dict[str, Any], *, base: tuple[str, ...] = (), has_files
     nonce = body.get("nonce")
     if nonce is not None and len(str(nonce)) > NONCE_MAX:
         problems.append(_too_long((*base, "nonce"), NONCE_MAX))
+    problems += check_components(body.get("components"), base, int(body.get("flags") or flags or 0))
     return problems
 
 

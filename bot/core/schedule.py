@@ -275,7 +275,8 @@ def give_way() -> None:
     A query releases the GIL in each numpy call; a build running beside it in a worker thread took
     the GIL each time, and the loop waited to get it back: an answer of 1 ms took 4. So when the
     main thread is running (neither waiting in its selector nor blocked where it was at the last
-    step), the build sleeps a moment. A build in the main thread (a first load) never waits.
+    step), the build sleeps a moment, at most half of its time. A build in the main thread (a first
+    load) never waits.
     """
     now = time.perf_counter()
     if now < getattr(_seen, "next", 0.0):
@@ -292,6 +293,7 @@ def give_way() -> None:
     _seen.where = where
     if busy:
         time.sleep(GIVE_WAY_SECONDS)
+        _seen.next = time.perf_counter() + GIVE_WAY_SECONDS  # then work as long: a busy loop slows a build, never stops it
 
 
 _builds = threading.Lock()

@@ -100,12 +100,14 @@ class SyncScope(Enum):
 def default_extensions(
     settings: Settings, schedule: Schedule, index: SearchIndex, clock: Clock, run: str = LIVE, source: str | None = None, served: bytes | None = None
 ) -> list[Extension]:
-    """Reminders, and (given the schedule's source) following the schedule as it changes."""
+    """Reminders, session Q&A, and (given the schedule's source) following the schedule as it changes."""
+    from bot.discord_ui.qa import QaExtension
     from bot.discord_ui.remind import PersonalReminders
     from bot.discord_ui.reminders import ReminderExtension
     from bot.discord_ui.updates import ScheduleUpdates
 
     extensions: list[Extension] = [ReminderExtension(settings, schedule, clock, run=run), PersonalReminders(settings, clock, run=run)]
+    extensions.append(QaExtension(settings, clock, run=run))  # /ask, /questions, vote buttons, the chairs' top questions
     if source is not None:
         parse = functools.partial(parse_ready, timezone=settings.schedule_timezone)
         extensions.append(ScheduleUpdates(source, parse, poll_seconds=settings.schedule_poll_seconds, served=served, state_dir=settings.state_path.parent))

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import discord
@@ -24,7 +25,7 @@ from bot.core.programme import Refusal
 from bot.core.schedule import Schedule, Talk
 from bot.discord_ui import render
 from bot.discord_ui.changes import render_changes
-from bot.reminders.plan import Target, guild_targets, reminder_phrase
+from bot.reminders.plan import Reminder, Target, guild_targets, reminder_phrase
 from bot.reminders.service import Delivery, ReminderService, ReminderStatus, SendError
 from bot.state.store import LIVE, Store
 
@@ -121,6 +122,7 @@ class ReminderExtension:
         self.store = store
         self.bot: SessionBot | None = None
         self.service: ReminderService | None = None
+        self.posted: list[Callable[[Reminder, int], None]] = []  # told (reminder, message id) after each post, e.g. to open its thread
 
     def __repr__(self) -> str:
         return f"ReminderExtension(state={str(self.settings.state_path)!r}, run={self.run!r})"
@@ -226,6 +228,11 @@ class ReminderExtension:
             raise SendError(f"404 unknown channel {r.channel_id} (code {err.code}): set /reminders channel", permanent=True) from err
         except discord.HTTPException as err:
             raise SendError(f"{err.status} from Discord posting to channel {r.channel_id}: {err.text[:200]}") from err
+        for listener in self.posted:
+            try:
+                listener(r, message.id)
+            except Exception:
+                log.exception("reminders: a listener failed after posting %s", r.id)
         return message.id
 
     async def find_sent(self, delivery: Delivery, since: dt.datetime) -> int | None:

@@ -1,0 +1,554 @@
+"""Session Q&A on Discord: `/ask`, `/questions`, the vote and chair buttons, the chairs' top questions, talk threads.
+
+Buttons are DynamicItems whose custom_id names the question (`qa:vote:42`), registered in setup_hook,
+so a click on a message posted by an earlier process still works. Every view is sent with
+`timeout=None`: a view that times out takes its DynamicItem templates out of discord.py's store.
+The store counts votes (one transaction per click); the message follows through the interaction
+responses, one visible edit per burst of clicks (VoteBursts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.config import Settings
+from bot.core import answers, qa
+from bot.core.clock import Clock
+from bot.core.schedule import Schedule, Talk
+from bot.discord_ui import render
+from bot.discord_ui.commands import CHOICES_MAX, Query, safe_autocomplete
+from bot.reminders.plan import reminder_nonce
+from bot.state.store import LIVE, NewRow, Question, Store
+
+if TYPE_CHECKING:
+    from bot.discord_ui.app import SessionBot
+    from bot.reminders.plan import Reminder
+
+log = logging.getLogger(__name__)
+
+LIST_MAX = 10  # /questions; two chair buttons each: 20 buttons in 5 rows of 4
+DIGEST_MAX = 5
+BURST_SECONDS = 1.0
+NAP_SECONDS = 30.0  # the digest loop looks again at least this often (reloads, new guilds)
+THREAD_NAME_MAX = 100
+ARCHIVE_MINUTES = 1440
+QuestionText = app_commands.Range[str, 1, qa.QUESTION_MAX]
+
+NO_CHANNEL = "Questions are not set up in this server: an organiser sets QA_CHANNEL_ID, or a reminder channel with `/reminders channel`."
+NOT_CHAIR = "Only session chairs can do that: members with Manage Messages, or the chair role."
+CLOSED = "This question is closed (answered or removed); votes are no longer counted."
+UNKNOWN = "That question no longer exists here."
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def question_url(guild_id: int, q: Question) -> str | None:
+    return f"https://discord.com/channels/{guild_id}/{q.channel_id}/{q.message_id}" if q.channel_id and q.message_id else None
+
+
+def render_question(q: Question, talk: Talk | None, asker: str) -> discord.Embed:
+    """The posted question: its text escaped, the talk, who asked (a name or "anonymous"). Embeds never ping."""
+    embed = discord.Embed(description=render.fit(render.clean(q.text), render.DESCRIPTION_MAX), colour=render.COLOUR)
+    embed.set_author(name=render.fit(f"Question from {asker}", 256))
+    embed.add_field(name="Talk", value=render.headline(talk, render.FIELD_VALUE_MAX) if talk else render.fit(render.clean(q.talk_id), 200), inline=False)
+    embed.set_footer(text=f"Question {q.id} · upvote it with the button; /ask to ask your own")
+    return render.ensure_fits(embed)
+
+
+def _line_name(i: int, q: Question, schedule: Schedule, joint: bool) -> str:
+    talk = schedule.talk(q.talk_id)
+    about = f" · {render.clean(talk.display_title)}" if joint and talk is not None else ""
+    return render.fit(f"{i}. ▲ {q.votes}{' · anonymous' if q.anonymous else ''}{about}", 120)
+
+
+def _question_fields(embed: discord.Embed, questions: list[Question], schedule: Schedule, talk: Talk, guild_id: int, chars: int) -> None:
+    """One field per question, each text cut to `chars` or less, so that the embed stays within the 6000 in all."""
+    joint = len(qa.covered(schedule, talk)) > 1
+    names = [_line_name(i, q, schedule, joint) for i, q in enumerate(questions, 1)]
+    links = [f"\n[message]({url})" if (url := question_url(guild_id, q)) else "" for q in questions]
+    room = render.EMBED_TOTAL_MAX - len(embed) - sum(map(len, names)) - sum(map(len, links))
+    per = max(1, min(chars, room // max(1, len(questions))))
+    for name, link, q in zip(names, links, questions, strict=True):
+        embed.add_field(name=name, value=render.fit(render.clean(q.text), per) + link, inline=False)
+
+
+def render_list(questions: list[Question], schedule: Schedule, talk: Talk, guild_id: int) -> tuple[discord.Embed, discord.ui.View | None]:
+    """The chair's view: the top questions, each with "answered" and "hide" (two questions per row)."""
+    title = render.fit(f"Questions · {render.clean(talk.display_title)}", render.TITLE_MAX)
+    embed = discord.Embed(title=title, colour=render.COLOUR)
+    if not questions:
+        embed.description = "No open questions yet. The audience asks with `/ask`."
+    embed.set_footer(text=f"Top {LIST_MAX} by votes, then age · {talk.id}")  # the id: a click knows which list to redraw
+    _question_fields(embed, questions, schedule, talk, guild_id, 500)
+    if not questions:
+        return render.ensure_fits(embed), None
+    view = discord.ui.View(timeout=None)
+    for i, q in enumerate(questions):
+        view.add_item(ChairButton("answered", q.id, i + 1, row=i // 2))
+        view.add_item(ChairButton("hide", q.id, i + 1, row=i // 2))
+    return render.ensure_fits(embed), view
+
+
+def render_digest(questions: list[Question], schedule: Schedule, talk: Talk, guild_id: int) -> discord.Embed:
+    """Posted for the chairs before a Q&A slot and as an oral ends."""
+    title = render.fit(f"Top questions · {render.clean(talk.display_title)}", render.TITLE_MAX)
+    when = "Q&A starts soon" if talk.kind.value == "qa" else "the talk has ended"
+    embed = discord.Embed(title=title, description=f"{talk.kind.label}: {when}. The most upvoted open questions:", colour=render.COLOUR)
+    _question_fields(embed, questions, schedule, talk, guild_id, 800)
+    return render.ensure_fits(embed)
+
+
+def vote_view(q: Question) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(VoteButton(q.id, q.votes, closed=q.state != "open"))
+    return view
+
+
+def thread_name(talk: Talk) -> str:
+    """A thread is named after its talk: plain text (no markdown there), one line, 1–100 characters."""
+    name = " ".join(talk.display_title.split())
+    return render.fit(name, THREAD_NAME_MAX) if name else talk.id[:THREAD_NAME_MAX]
+
+
+# --------------------------------------------------------------------------- buttons
+
+
+class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=r"qa:vote:(?P<id>\d{1,19})"):
+    """The upvote button on a posted question; its label shows the count."""
+
+    def __init__(self, question_id: int, votes: int = 0, *, closed: bool = False) -> None:
+        style = discord.ButtonStyle.secondary if closed else discord.ButtonStyle.primary
+        super().__init__(discord.ui.Button(style=style, label=f"▲ {votes}", custom_id=f"qa:vote:{question_id}", disabled=closed))
+        self.question_id = question_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /) -> VoteButton:
+        return cls(int(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await extension_of(interaction.client).vote(interaction, self.question_id)
+
+
+class ChairButton(discord.ui.DynamicItem[discord.ui.Button], template=r"qa:(?P<action>answered|hide):(?P<id>\d{1,19})"):
+    """A chair's "answered" or "hide" on one question of the /questions list."""
+
+    def __init__(self, action: str, question_id: int, number: int = 0, *, row: int | None = None) -> None:
+        label, style = (f"{number} ✓ answered", discord.ButtonStyle.success) if action == "answered" else (f"{number} hide", discord.ButtonStyle.danger)
+        super().__init__(discord.ui.Button(style=style, label=label, custom_id=f"qa:{action}:{question_id}"), row=row)
+        self.action, self.question_id = action, question_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /) -> ChairButton:
+        return cls(match["action"], int(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await extension_of(interaction.client).chair_action(interaction, self.action, self.question_id)
+
+
+def extension_of(client: discord.Client) -> QaExtension:
+    return next(e for e in getattr(client, "extensions", ()) if isinstance(e, QaExtension))
+
+
+@dataclass
+class _Burst:
+    latest: discord.Interaction
+    first_sent: asyncio.Event
+    dirty: bool = False
+
+
+class VoteBursts:
+    """One visible edit per burst of clicks on a question, every click acknowledged at once.
+
+    The first click of a burst answers type 7 (the message, updated with the count). Clicks in the next
+    `window` seconds answer type 6 (acknowledged, nothing shown), and the window ends with one edit
+    through the latest click's token showing the count then; clicks meanwhile open another window.
+    """
+
+    def __init__(self, render_view: Callable[[int], discord.ui.View | None], window: float = BURST_SECONDS) -> None:
+        self.render_view, self.window = render_view, window
+        self._bursts: dict[int, _Burst] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self.edits = 0  # closing edits sent (type 7 answers not counted)
+
+    async def clicked(self, interaction: discord.Interaction, qid: int) -> None:
+        burst = self._bursts.get(qid)
+        if burst is not None:
+            burst.latest, burst.dirty = interaction, True
+            await interaction.response.defer()
+            return
+        burst = self._bursts[qid] = _Burst(interaction, asyncio.Event())
+        task = asyncio.create_task(self._close(qid, burst), name=f"qa-votes-{qid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        try:
+            await interaction.response.edit_message(view=self.render_view(qid))
+        except discord.HTTPException:
+            burst.dirty = True  # the closing edit shows the count instead
+            raise
+        finally:
+            burst.first_sent.set()
+
+    async def _close(self, qid: int, burst: _Burst) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self.window)
+                await burst.first_sent.wait()
+                if not burst.dirty:
+                    return
+                burst.dirty = False
+                await self._edit(burst.latest, qid)
+        finally:
+            self._bursts.pop(qid, None)
+
+    async def _edit(self, interaction: discord.Interaction, qid: int) -> None:
+        self.edits += 1
+        view = self.render_view(qid)
+        try:
+            await interaction.edit_original_response(view=view)
+        except discord.HTTPException as err:
+            log.warning("qa: could not show the votes of question %s through the interaction (%s); editing the message", qid, err.status)
+            if interaction.message is not None:
+                try:
+                    await interaction.message.edit(view=view)
+                except discord.HTTPException as again:
+                    log.warning("qa: could not edit the message of question %s: %s %s", qid, again.status, again.text[:200])
+
+    async def close(self) -> None:
+        """Stop the windows; a count not shown yet is shown now (a kill -9 leaves it to the next click)."""
+        unshown = [(qid, burst) for qid, burst in self._bursts.items() if burst.dirty]
+        for task in list(self._tasks):
+            task.cancel()
+        for qid, burst in unshown:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._edit(burst.latest, qid), 5)
+
+
+# --------------------------------------------------------------------------- the extension
+
+
+class QaExtension:
+    """`/ask` and `/questions`, the buttons, the chairs' top questions, and (TALK_THREADS) a thread per talk."""
+
+    def __init__(self, settings: Settings, clock: Clock, store: Store | None = None, run: str = LIVE, window: float = BURST_SECONDS) -> None:
+        self.settings, self.clock, self.run = settings, clock, run
+        self._own_store = store is None
+        self.store = store
+        self.bot: SessionBot | None = None
+        self.bursts = VoteBursts(self._current_view, window)
+        self._tasks: set[asyncio.Task] = set()
+        self._digests: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self._opening: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"QaExtension(run={self.run!r}, threads={self.settings.talk_threads})"
+
+    async def setup(self, bot: SessionBot) -> None:
+        self.bot = bot
+        if self.store is None:
+            self.store = Store(self.settings.state_path)
+        for command in qa_commands(self):
+            bot.tree.add_command(command)
+        bot.add_dynamic_items(VoteButton, ChairButton)
+        reminders = self._reminders()
+        if reminders is not None and hasattr(reminders, "posted"):
+            reminders.posted.append(self.reminder_posted)
+
+    async def guilds_changed(self) -> None:
+        if not getattr(self.bot, "serving", True):
+            return  # `python -m bot sync` posts nothing
+        if self._digests is None:
+            self._digests = asyncio.create_task(self._digest_loop(), name="qa-digests")
+        self._wake.set()
+
+    async def schedule_changed(self, schedule: Schedule, changes: Any, version: str) -> None:
+        self._wake.set()
+
+    async def close(self) -> None:
+        await self.bursts.close()
+        for task in [*self._tasks, *([self._digests] if self._digests else [])]:
+            task.cancel()
+        if self.store is not None and self._own_store:
+            self.store.close()
+
+    # --- where questions go ----------------------------------------------------------
+    def _reminders(self) -> Any:
+        from bot.discord_ui.reminders import ReminderExtension
+
+        return next((e for e in getattr(self.bot, "extensions", ()) if isinstance(e, ReminderExtension)), None)
+
+    def channel_for(self, guild_id: int) -> int | None:
+        """QA_CHANNEL_ID in the guild that holds it (DISCORD_GUILD_ID if not cached); else the guild's reminder channel."""
+        assert self.bot is not None
+        configured = self.settings.qa_channel_id
+        if configured is not None:
+            channel = self.bot.get_channel(configured)
+            home = getattr(getattr(channel, "guild", None), "id", None) or self.settings.guild_id
+            if home == guild_id or (home is None and len(self.bot.guilds) == 1):
+                return configured
+        reminders = self._reminders()
+        target = reminders.target_of(guild_id) if reminders is not None and reminders.store is not None else None
+        return target.channel_id if target is not None else None
+
+    def thread_key(self, guild_id: int, talk_id: str) -> str:
+        return f"qa-thread|{self.run}|{guild_id}|{talk_id}"
+
+    def thread_of(self, guild_id: int, talk_id: str) -> int | None:
+        """The thread opened on the talk's reminder (TALK_THREADS), for /ask and for DM reminders to link to."""
+        assert self.store is not None
+        found = self.store.get_meta(self.thread_key(guild_id, talk_id)) if self.settings.talk_threads else None
+        return int(found) if found else None
+
+    def is_chair(self, interaction: discord.Interaction) -> bool:
+        """Checked here, on every command and click: Discord's default permissions only hide the command."""
+        roles = {r.id for r in getattr(interaction.user, "roles", ())}
+        return interaction.guild_id is not None and qa.is_chair(interaction.permissions.manage_messages, roles, self.settings.chair_role_id)
+
+    def resolve(self, talk: str | None) -> Talk:
+        assert self.bot is not None
+        if talk:
+            return answers.find_talk(self.bot.programme.index, talk)
+        return qa.default_talk(self.bot.programme.schedule, self.clock.now())
+
+    # --- /ask ------------------------------------------------------------------------
+    async def ask(self, interaction: discord.Interaction, question: str, talk: str | None, anonymous: bool) -> None:
+        assert self.bot is not None and self.store is not None and interaction.guild_id is not None
+        channel_id = self.channel_for(interaction.guild_id)
+        if channel_id is None:
+            raise qa.QaRefused(NO_CHANNEL)
+        target = self.resolve(talk)
+        q = qa.ask(self.store, self.bot.programme.schedule, interaction.guild_id, interaction.user.id, question, target, anonymous, self.clock.now())
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        asker = "anonymous" if anonymous else render.clean(interaction.user.display_name)
+        where = await self.post_question(q, target, asker, channel_id)
+        title = render.clean(target.display_title)
+        if where is None:
+            text = f"Sorry, your question for “{title}” could not be posted; please try again in a moment."
+        else:
+            text = f"Your question for “{title}” is posted{' anonymously' if anonymous else ''}: {where}"
+        await interaction.edit_original_response(content=render.fit(text, render.CONTENT_MAX), allowed_mentions=render.NO_PINGS)
+
+    async def post_question(self, q: Question, talk: Talk, asker: str, channel_id: int) -> str | None:
+        """Into the talk's thread if there is one, else the Q&A channel; the message's link, or None (then it is hidden)."""
+        assert self.bot is not None and self.store is not None
+        thread = self.thread_of(q.guild_id, talk.id)
+        for destination in [thread, channel_id] if thread else [channel_id]:
+            channel = self.bot.get_partial_messageable(destination, guild_id=q.guild_id)
+            try:
+                message = await channel.send(embed=render_question(q, talk, asker), view=vote_view(q), allowed_mentions=render.NO_PINGS)
+            except discord.HTTPException as err:
+                log.warning("qa: could not post question %s in channel %s of guild %s: %s %s", q.id, destination, q.guild_id, err.status, err.text[:200])
+                continue
+            self.store.set_question_message(q.id, destination, message.id)
+            return f"https://discord.com/channels/{q.guild_id}/{destination}/{message.id}"
+        self.store.set_question_state(q.id, "hidden")
+        return None
+
+    # --- votes -----------------------------------------------------------------------
+    def _current_view(self, qid: int) -> discord.ui.View | None:
+        assert self.store is not None
+        q = self.store.question(qid)
+        return vote_view(q) if q is not None else None
+
+    async def vote(self, interaction: discord.Interaction, qid: int) -> None:
+        assert self.store is not None
+        q = self.store.question(qid)
+        if q is None or q.guild_id != interaction.guild_id or q.state != "open":
+            await interaction.response.send_message(UNKNOWN if q is None or q.guild_id != interaction.guild_id else CLOSED, ephemeral=True)
+            return
+        self.store.toggle_vote(qid, interaction.user.id)
+        try:
+            await self.bursts.clicked(interaction, qid)
+        except discord.HTTPException as err:
+            log.warning("qa: a vote on question %s was counted but not acknowledged: %s %s", qid, err.status, err.text[:200])
+
+    # --- chairs ----------------------------------------------------------------------
+    async def questions(self, interaction: discord.Interaction, talk: str | None) -> None:
+        assert self.bot is not None and self.store is not None
+        if not self.is_chair(interaction):
+            await interaction.response.send_message(NOT_CHAIR, ephemeral=True)
+            return
+        target = self.resolve(talk)
+        embed, view = self._list(interaction.guild_id or 0, target)
+        await interaction.response.send_message(embed=embed, ephemeral=True, **({"view": view} if view else {}))
+
+    def _list(self, guild_id: int, talk: Talk) -> tuple[discord.Embed, discord.ui.View | None]:
+        assert self.bot is not None and self.store is not None
+        schedule = self.bot.programme.schedule
+        return render_list(qa.top_for(self.store, schedule, guild_id, talk, LIST_MAX), schedule, talk, guild_id)
+
+    def _listed_talk(self, interaction: discord.Interaction, q: Question) -> Talk | None:
+        """The talk the clicked list was for (its footer names it), else the question's own."""
+        assert self.bot is not None
+        embeds = interaction.message.embeds if interaction.message is not None else []
+        footer = (embeds[0].footer.text or "") if embeds else ""
+        schedule = self.bot.programme.schedule
+        return schedule.talk(footer.rsplit(" · ", 1)[-1]) or schedule.talk(q.talk_id)
+
+    async def chair_action(self, interaction: discord.Interaction, action: str, qid: int) -> None:
+        assert self.store is not None
+        if not self.is_chair(interaction):
+            log.info("qa: user %s, not a chair, clicked %s on question %s", interaction.user.id, action, qid)
+            await interaction.response.send_message(NOT_CHAIR, ephemeral=True)
+            return
+        q = self.store.question(qid)
+        if q is None or q.guild_id != interaction.guild_id:
+            await interaction.response.send_message(UNKNOWN, ephemeral=True)
+            return
+        self.store.set_question_state(qid, "answered" if action == "answered" else "hidden")
+        talk = self._listed_talk(interaction, q)
+        if talk is not None:
+            embed, view = self._list(q.guild_id, talk)
+            await interaction.response.edit_message(embed=embed, view=view)
+        else:
+            await interaction.response.defer()
+        log.info("qa: chair %s marked question %s %s", interaction.user.id, qid, action)
+        await (self._mark_answered(q) if action == "answered" else self._remove(q))
+
+    async def _mark_answered(self, q: Question) -> None:
+        """The question's message says it was answered; its vote button is closed."""
+        assert self.bot is not None and self.store is not None
+        fresh = self.store.question(q.id) or q
+        if not (q.channel_id and q.message_id):
+            return
+        message = self.bot.get_partial_messageable(q.channel_id, guild_id=q.guild_id).get_partial_message(q.message_id)
+        try:
+            await message.edit(content="✅ Answered", view=vote_view(fresh), allowed_mentions=render.NO_PINGS)
+        except discord.HTTPException as err:
+            log.warning("qa: could not mark question %s answered on its message: %s %s", q.id, err.status, err.text[:200])
+
+    async def _remove(self, q: Question) -> None:
+        assert self.bot is not None
+        if not (q.channel_id and q.message_id):
+            return
+        message = self.bot.get_partial_messageable(q.channel_id, guild_id=q.guild_id).get_partial_message(q.message_id)
+        try:
+            await message.delete()
+        except discord.NotFound:
+            pass  # already gone
+        except discord.HTTPException as err:
+            log.warning("qa: could not remove the message of question %s: %s %s", q.id, err.status, err.text[:200])
+
+    # --- threads (TALK_THREADS) ------------------------------------------------------
+    def reminder_posted(self, reminder: Reminder, message_id: int) -> None:
+        """Called by the ReminderExtension after a channel reminder is posted: open the talk's thread on it."""
+        if self.settings.talk_threads and getattr(self.bot, "serving", True):
+            self._spawn(self.open_thread(reminder.guild_id, reminder.channel_id, message_id, reminder.talk))
+
+    async def open_thread(self, guild_id: int, channel_id: int, message_id: int, talk: Talk) -> int | None:
+        """One public thread per talk and guild, on the first of its reminders; remembered in the store."""
+        assert self.bot is not None and self.store is not None
+        key = self.thread_key(guild_id, talk.id)
+        if key in self._opening or self.store.get_meta(key):
+            return None
+        self._opening.add(key)
+        try:
+            message = self.bot.get_partial_messageable(channel_id, guild_id=guild_id).get_partial_message(message_id)
+            thread = await message.create_thread(name=thread_name(talk), auto_archive_duration=ARCHIVE_MINUTES)
+        except (discord.HTTPException, ValueError) as err:
+            log.warning("qa: could not open a thread for %s in channel %s of guild %s: %s", talk.id, channel_id, guild_id, err)
+            return None
+        finally:
+            self._opening.discard(key)
+        self.store.set_meta(key, str(thread.id))
+        log.info("qa: opened thread %s for %s in guild %s", thread.id, talk.id, guild_id)
+        return thread.id
+
+    # --- the chairs' top questions -----------------------------------------------------
+    async def _digest_loop(self) -> None:
+        """Wakes at each digest's due instant on the bot's clock (maybe replayed), and at least every NAP_SECONDS."""
+        done: set[str] = set()
+        while True:
+            self._wake.clear()
+            nap = NAP_SECONDS
+            try:
+                nap = await self._digest_round(done)
+            except Exception:
+                log.exception("qa: posting the top questions failed; trying again in %g s", nap)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(nap, 0.01))
+
+    async def _digest_round(self, done: set[str]) -> float:
+        """Post what is due (within the grace, in every guild with a channel); real seconds until the next is due."""
+        assert self.bot is not None
+        now = self.clock.now()
+        grace = dt.timedelta(minutes=self.settings.reminder_grace_minutes)
+        times = qa.digest_times(self.bot.programme.schedule)
+        for due, talk in times:
+            if now - grace <= due <= now:
+                for guild in list(self.bot.guilds):
+                    await self.post_digest(guild.id, talk, due, done)
+        later = [due for due, _ in times if due > now]
+        return min(NAP_SECONDS, self.clock.seconds_until(min(later))) if later else NAP_SECONDS
+
+    def digest_id(self, guild_id: int, talk_id: str, due: dt.datetime) -> str:
+        return f"{self.run}|qa-top|{guild_id}|{talk_id}|{int(due.timestamp())}"
+
+    async def post_digest(self, guild_id: int, talk: Talk, due: dt.datetime, done: set[str]) -> None:
+        """Exactly once per (run, guild, talk, due): claimed in the ledger, sent with a stable nonce, then marked sent."""
+        assert self.bot is not None and self.store is not None
+        rid = self.digest_id(guild_id, talk.id, due)
+        channel_id = self.channel_for(guild_id) if rid not in done else None
+        schedule = self.bot.programme.schedule
+        top = qa.top_for(self.store, schedule, guild_id, talk, DIGEST_MAX) if channel_id is not None else []
+        if not top:
+            return  # done, nowhere to post, or nothing asked (yet: a question within the grace still gets its post)
+        done.add(rid)
+        row = NewRow(rid, self.run, guild_id, talk.id, 0, channel_id, reminder_nonce(rid), due)
+        if not self.store.claim(row) and self.store.retry(rid) is None:
+            return  # posted (or refused) by an earlier process
+        channel = self.bot.get_partial_messageable(channel_id, guild_id=guild_id)
+        try:
+            message = await channel.send(embed=render_digest(top, schedule, talk, guild_id), nonce=row.nonce, allowed_mentions=render.NO_PINGS)
+        except discord.HTTPException as err:
+            permanent = err.status in (403, 404)
+            self.store.mark_failed(rid, f"{err.status} {err.text[:200]}", permanent=permanent)
+            if not permanent:
+                done.discard(rid)
+            log.warning("qa: could not post the top questions for %s in channel %s: %s", talk.id, channel_id, err.status)
+            return
+        self.store.mark_sent(rid, message.id)
+        log.info("qa: posted the top %d questions for %s in guild %s", len(top), talk.id, guild_id)
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def qa_commands(ext: QaExtension) -> list[app_commands.Command]:
+    """/ask for everyone, /questions for chairs (hidden from others by default; checked again on use)."""
+    talks = safe_autocomplete(lambda text: answers.suggest_talks(ext.bot.programme.index, text, ext.clock.now(), limit=CHOICES_MAX), "talks")  # type: ignore[union-attr]
+
+    @app_commands.command(name="ask", description="Ask the speakers a question; everyone can upvote it")
+    @app_commands.describe(
+        question="Your question, up to 500 characters",
+        talk="The talk it is for; by default the talk (or joint Q&A) on now",
+        anonymous="Hide your name (moderators can still see who asked)",
+    )
+    @app_commands.autocomplete(talk=talks)
+    @app_commands.guild_only()
+    async def ask_(interaction: discord.Interaction, question: QuestionText, talk: Query | None = None, anonymous: bool = False) -> None:
+        await ext.ask(interaction, question, talk, anonymous)
+
+    @app_commands.command(name="questions", description="Session chairs: the top questions for a talk, to mark answered or hide")
+    @app_commands.describe(talk="The talk or joint Q&A; by default the one on now")
+    @app_commands.autocomplete(talk=talks)
+    @app_commands.guild_only()
+    async def questions_(interaction: discord.Interaction, talk: Query | None = None) -> None:
+        await ext.questions(interaction, talk)
+
+    if ext.settings.chair_role_id is None:  # with a chair role, members without Manage Messages must see it too
+        questions_.default_permissions = discord.Permissions(manage_messages=True)
+    return [ask_, questions_]

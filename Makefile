@@ -39,6 +39,7 @@ bench: $(VENV)/.installed
 	$(PY) -m bench.run --sizes 1000 10000 $(ARGS)
 	$(PY) -m bench.loop --talks 10000
 	$(PY) -m bench.dm_fanout --users 2000
+	-$(PY) -m bench.reload --talks 10000
 
 bench-full: $(VENV)/.installed
 	$(PY) -m bench.run --sizes 1000 10000 100000 $(ARGS)

@@ -30,6 +30,7 @@ class Programme:
         self.version = 1
         self.refused: Refusal | None = None
         self.moved_from: dict[str, dt.datetime] = {}  # talk id -> its start before it was moved
+        self.last_changes = Changes()
 
     @property
     def schedule(self) -> Schedule:
@@ -39,9 +40,13 @@ class Programme:
     def index(self) -> SearchIndex:
         return self._current[1]
 
-    def accept(self, schedule: Schedule, index: SearchIndex) -> Changes:
-        """Serve a new version (one assignment, so no answer sees half of it); what changed."""
-        changes = diff(self.schedule, schedule)
+    def accept(self, schedule: Schedule, index: SearchIndex, changes: Changes | None = None) -> Changes:
+        """Serve a new version (one assignment, so no answer sees half of it); what changed.
+
+        `changes`: the diff from the served version, when it was computed off the loop.
+        """
+        changes = changes if changes is not None else diff(self.schedule, schedule)
+        self.last_changes = changes
         self._current = (schedule, index)
         self.version += 1
         self.refused = None

@@ -135,6 +135,8 @@ def bot_permissions(settings: Settings) -> discord.Permissions:
     perms = discord.Permissions(view_channel=True, send_messages=True, embed_links=True, read_message_history=True)
     if settings.reminder_role_id is not None:
         perms.mention_everyone = True  # needed to ping a role that is not mentionable
+    if settings.talk_threads:  # a thread on each talk's reminder, where /ask posts its questions
+        perms.create_public_threads = perms.send_messages_in_threads = True
     if settings.scheduled_events:  # create the talks' events; change or delete ones made by others (see bot.discord_ui.events)
         perms.create_events = perms.manage_events = True
     return perms

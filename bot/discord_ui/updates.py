@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from bot.core.changes import Changes, diff
 from bot.core.schedule import Schedule
 from bot.core.search import SearchIndex
 from bot.sources.watch import Outcome, Parse, ScheduleWatcher
@@ -76,16 +77,23 @@ class ScheduleUpdates:
     async def accept(self, ready: tuple[Schedule, SearchIndex], source: str) -> None:
         assert self.bot is not None
         schedule, index = ready
-        version = hashlib.blake2b(
-            repr((source, len(schedule.talks), [(t.id, t.start, t.end, t.title, t.authors) for t in schedule.talks])).encode(), digest_size=8
-        )
-        changes = self.bot.programme.accept(schedule, index)
+        programme = self.bot.programme
+        served = programme.schedule
+        # The diff and the version's digest are computed in a worker: at 10,000 talks they would hold the loop for tens of ms.
+        changes, version = await asyncio.to_thread(_compare, served, schedule, source)
+        if programme.schedule is not served:  # another version came in meanwhile: compare with that one
+            changes = None
+        old = [served, programme.index]
+        del served
+        programme.accept(schedule, index, changes)
+        changes = programme.last_changes
+        await asyncio.to_thread(old.clear)  # the old version is freed off the loop
         log.info("schedule: new version of %s served (%d items): %s", source, len(schedule.talks), changes.summary())
         for extension in self.bot.extensions:
             follow = getattr(extension, "schedule_changed", None)
             if follow is not None:
                 try:
-                    await follow(schedule, changes, version.hexdigest())
+                    await follow(schedule, changes, version)
                 except Exception:
                     log.exception("extension %r failed to follow the new schedule", extension)
 
@@ -93,6 +101,12 @@ class ScheduleUpdates:
         assert self.bot is not None
         if self.bot.programme.refuse(source, reason, dt.datetime.now(dt.UTC)):
             log.error("schedule: the new version of %s was refused; still serving the previous one.\n%s", source, reason)
+
+
+def _compare(served: Schedule, new: Schedule, source: str) -> tuple[Changes, str]:
+    """What changed, and a short digest naming the new version (the announcements' nonces use it)."""
+    digest = hashlib.blake2b(repr((source, len(new.talks), [(t.id, t.start, t.end, t.title, t.authors) for t in new.talks])).encode(), digest_size=8)
+    return diff(served, new), digest.hexdigest()
 
 
 def reload_command(updates: ScheduleUpdates) -> app_commands.Command:

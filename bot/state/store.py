@@ -406,7 +406,7 @@ class Store:
 
     def last_sent(self, run: str, guild_id: int) -> LedgerRow | None:
         found = self._execute(
-            f"SELECT {_COLUMNS} FROM ledger WHERE run = ? AND guild_id = ? AND state = ? ORDER BY updated_at DESC LIMIT 1",
+            f"SELECT {_COLUMNS} FROM ledger WHERE run = ? AND guild_id = ? AND state = ? AND id NOT LIKE '%|qa-top|%' ORDER BY updated_at DESC LIMIT 1",
             (run, guild_id, State.SENT.value),
         ).fetchone()
         return _row(found) if found else None

@@ -7,6 +7,7 @@ and is remembered, for the organisers' status view only.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 
@@ -65,3 +66,18 @@ class Programme:
         again = self.refused is not None and self.refused.reason == reason and self.refused.source == source
         self.refused = Refusal(source, reason, at)
         return not again
+
+
+async def hand_over(programme: Programme, schedule: Schedule, index: SearchIndex) -> Changes:
+    """Serve a new version with as little work on the event loop as possible: the diff is computed
+    in a worker, and the old version is freed there too (at 10,000 talks each holds the loop for
+    tens of milliseconds)."""
+    served = programme.schedule
+    changes: Changes | None = await asyncio.to_thread(diff, served, schedule)
+    if programme.schedule is not served:  # another version came in meanwhile: compare with that one
+        changes = None
+    old = [served, programme.index]
+    del served
+    programme.accept(schedule, index, changes)
+    await asyncio.to_thread(old.clear)
+    return programme.last_changes

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from bot.core.changes import Changes, diff
+from bot.core.programme import hand_over
 from bot.core.schedule import Schedule
 from bot.core.search import SearchIndex
 from bot.sources.watch import Outcome, Parse, ScheduleWatcher
@@ -77,17 +77,8 @@ class ScheduleUpdates:
     async def accept(self, ready: tuple[Schedule, SearchIndex], source: str) -> None:
         assert self.bot is not None
         schedule, index = ready
-        programme = self.bot.programme
-        served = programme.schedule
-        # The diff and the version's digest are computed in a worker: at 10,000 talks they would hold the loop for tens of ms.
-        changes, version = await asyncio.to_thread(_compare, served, schedule, source)
-        if programme.schedule is not served:  # another version came in meanwhile: compare with that one
-            changes = None
-        old = [served, programme.index]
-        del served
-        programme.accept(schedule, index, changes)
-        changes = programme.last_changes
-        await asyncio.to_thread(old.clear)  # the old version is freed off the loop
+        changes = await hand_over(self.bot.programme, schedule, index)
+        version = await asyncio.to_thread(version_of, schedule, source)
         log.info("schedule: new version of %s served (%d items): %s", source, len(schedule.talks), changes.summary())
         for extension in self.bot.extensions:
             follow = getattr(extension, "schedule_changed", None)
@@ -103,10 +94,11 @@ class ScheduleUpdates:
             log.error("schedule: the new version of %s was refused; still serving the previous one.\n%s", source, reason)
 
 
-def _compare(served: Schedule, new: Schedule, source: str) -> tuple[Changes, str]:
-    """What changed, and a short digest naming the new version (the announcements' nonces use it)."""
-    digest = hashlib.blake2b(repr((source, len(new.talks), [(t.id, t.start, t.end, t.title, t.authors) for t in new.talks])).encode(), digest_size=8)
-    return diff(served, new), digest.hexdigest()
+def version_of(schedule: Schedule, source: str) -> str:
+    """A short digest naming a version (the announcements' nonces use it)."""
+    return hashlib.blake2b(
+        repr((source, len(schedule.talks), [(t.id, t.start, t.end, t.title, t.authors) for t in schedule.talks])).encode(), digest_size=8
+    ).hexdigest()
 
 
 def reload_command(updates: ScheduleUpdates) -> app_commands.Command:

@@ -382,3 +382,24 @@ def test_an_index_of_nothing_is_empty():
     index = TokenIndex([])
     assert index.vocab == {} and len(index.docs) == 0 and index.indptr.tolist() == [0]
     assert index.docs.dtype == np.int32 and index.weights.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("山田", "太郎"),
+        ("王 小明", "", "李"),
+        ("Dokmanić", "--", "Γιάννης"),
+        ("Ivan Dokmanić", "Jürgen B. Chen", "O'Brien", "``Quoted''"),
+        ("こんにちは", "Ana", "山田"),
+    ],
+)
+def test_author_words_folded_per_name_are_those_of_the_joined_names(names):
+    from bot.core.search import _NameFolds
+
+    assert _NameFolds().words(names) == words(" ".join(names)) == fold(" ".join(names)).split()
+
+
+def test_ascii_words_are_the_folded_words():
+    text = "On L2-regularization: a (very) *short* note_on_things, 3.5x faster! TL;DR"
+    assert words(text) == fold(text).split()

@@ -20,7 +20,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from bot.core.schedule import Schedule, Session, Talk, gc_paused, give_way
-from bot.core.text import fold, words
+from bot.core.text import fold, fold_joined, words
 
 TITLE, AUTHOR, ABSTRACT = 0, 1, 2
 FIELD_WEIGHT = (3.0, 3.0, 1.0)
@@ -147,8 +147,8 @@ class TokenIndex:
         doc_id = -1
         for doc_id, fields in enumerate(docs):
             give_way()
-            for field_no, field_words in fields:
-                piece.add(doc_id, field_no, map(vocab.__getitem__, set(field_words)))
+            for field_no, field_words in fields:  # a word repeated in a document: its postings dedupe it
+                piece.add(doc_id, field_no, map(vocab.__getitem__, field_words))
             if len(piece.terms) >= piece_words:  # whole documents only: a piece dedupes its (term, document) pairs
                 pieces.append(piece.postings())
                 piece = _Piece()
@@ -318,10 +318,27 @@ def _folded(texts: Iterable[str]) -> list[str]:
     return out
 
 
-def _author_key(name: str) -> str:
+def _author_key(name: str, folded: str | None = None) -> str:
     """A stable id for a name: its folded words joined by '-', or a digest for a name with no letters at all."""
-    key = "-".join(fold(name).split())[:100]
+    key = "-".join((fold(name) if folded is None else folded).split())[:100]
     return key or "author-" + hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
+
+
+class _NameFolds(dict):
+    """fold() of each name, once: a name comes back on every talk its person gives or chairs."""
+
+    def __missing__(self, name: str) -> str:
+        self[name] = folded = fold(name)
+        return folded
+
+    def key(self, name: str) -> str:
+        return _author_key(name, self[name])
+
+    def words(self, names: tuple[str, ...]) -> list[str]:
+        """words(" ".join(names)), from each name folded once."""
+        if any("$" in name or "\\" in name for name in names):  # LaTeX may run from one name into the next
+            return words(" ".join(names))
+        return fold_joined([self[name] for name in names]).split()
 
 
 def _is_content(token: str) -> bool:
@@ -346,35 +363,36 @@ class SearchIndex:
         self._titles = _folded(t.title for t in self.talks)
         self._title_order = sorted(range(len(self._titles)), key=self._titles.__getitem__)
         self._sorted_titles = [self._titles[i] for i in self._title_order]
+        names = _NameFolds()
         # Abstracts are folded one at a time and not kept: at 100,000 talks they would double the memory.
         fields = (
-            ((TITLE, title.split()), (AUTHOR, words(" ".join(t.authors))), (ABSTRACT, words(t.abstract)))
-            for t, title in zip(self.talks, self._titles, strict=True)
+            ((TITLE, title.split()), (AUTHOR, names.words(t.authors)), (ABSTRACT, words(t.abstract))) for t, title in zip(self.talks, self._titles, strict=True)
         )
         self._talk_index = TokenIndex(fields)
-        self.authors = self._collect_authors(schedule)
+        self.authors = self._collect_authors(schedule, names)
         self._by_key = {a.key: a for a in self.authors}
-        self._author_names = _folded(a.name for a in self.authors)
+        self._author_names = [names[a.name] for a in self.authors]
         # One typed letter already narrows the names to those with a word starting with it.
         self._author_index = TokenIndex((((AUTHOR, name.split()),) for name in self._author_names), min_prefix=1)
 
     @staticmethod
-    def _collect_authors(schedule: Schedule) -> list[Author]:
+    def _collect_authors(schedule: Schedule, folds: _NameFolds | None = None) -> list[Author]:
         """Everyone who authors a talk or chairs a session, once each (by folded name)."""
+        folds = _NameFolds() if folds is None else folds
         names: dict[str, str] = {}
         talks_of: dict[str, list[Talk]] = defaultdict(list)
         chaired: dict[str, list[Session]] = defaultdict(list)
         for talk in schedule.talks:
             give_way()
             for name in talk.authors:
-                key = _author_key(name)
+                key = folds.key(name)
                 names.setdefault(key, name)
                 mine = talks_of[key]
                 if not mine or mine[-1] is not talk:  # talks come one at a time: a repeat is the last one
                     mine.append(talk)
         for session in schedule.sessions:
             for name in session.chairs:
-                key = _author_key(name)
+                key = folds.key(name)
                 names.setdefault(key, name)
                 sessions = chaired[key]
                 if not sessions or sessions[-1] is not session:  # a name listed twice as a chair of one session

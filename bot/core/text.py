@@ -104,14 +104,24 @@ def fold(text: str) -> str:
     return _CJK_GAP.sub("", text) if " " in text else text
 
 
-_WORD = re.compile(r"[0-9a-z]+")
+# ASCII other than [0-9a-z] as a space: translate and split find the words twice as fast as a regex.
+_ASCII_SPACES = {code: " " for code in range(128) if not ("0" <= chr(code) <= "9" or "a" <= chr(code) <= "z")}
 
 
 def words(text: str) -> list[str]:
     """The words of `fold(text)`, faster for plain ASCII text (most abstracts)."""
     if text.isascii() and "$" not in text and "\\" not in text and "``" not in text:
-        return _WORD.findall(text.lower())
+        return text.lower().translate(_ASCII_SPACES).split()
     return fold(text).split()
+
+
+def fold_joined(folded: list[str]) -> str:
+    """`fold(" ".join(texts))` from the folds of texts with no LaTeX (no "$" or "\\"), each folded once.
+
+    Folding is local to each text, except that Chinese and Japanese on both sides of a space join.
+    """
+    text = " ".join(filter(None, folded))
+    return _CJK_GAP.sub("", text) if not text.isascii() else text
 
 
 def shorten(text: str, limit: int, ellipsis: str = "…") -> str:

@@ -186,9 +186,9 @@ def cmd_console(args: argparse.Namespace, settings: Settings, *, note: str = "")
     schedule, index = load_prepared(settings, _schedule_path(args, settings))
     clock = _clock(args, settings)
     tz = _zone(args, schedule)
-    from bot.state.store import Store
+    from bot.state import open_store
 
-    store = Store(settings.state_path)  # the local user's /remind follows
+    store = open_store(settings)  # the local user's /remind follows
     lead = settings.reminder_leads[0] if settings.reminder_leads else 5
     console = Console(schedule, index, clock, tz, files=settings.state_path.parent, store=store, default_lead=lead)
     interactive = stdin_is_terminal()

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.parser import isoparse
@@ -52,6 +53,7 @@ class Settings:
     schedule_path: Path = DEFAULT_SCHEDULE
     schedule_timezone: ZoneInfo | None = None  # for a schedule file that states no zone and no offsets
     state_path: Path = DEFAULT_STATE
+    state_url: Secret | None = None  # STATE_URL=postgresql://...: the state in PostgreSQL instead of STATE_PATH
     replay_from: dt.datetime | None = None
     clock_speed: float = 1.0
     log_level: str = "INFO"
@@ -151,6 +153,30 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ****, fit for a message or a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0] + ":****"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc[1]}"))
+
+
+def _state_url(env: Mapping[str, str]) -> Secret | None:
+    raw = env.get("STATE_URL", "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("postgresql://", "postgres://")) or any(c.isspace() for c in raw):
+        shown = redact_url(raw) if "://" in raw else raw.split(":", 1)[0] + ":..."
+        raise ConfigError(f"STATE_URL must be a PostgreSQL URL such as postgresql://user:password@host:5432/dbname, got {shown[:80]!r}")
+    try:
+        urlsplit(raw).port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise ConfigError(f"STATE_URL has a port that is not a number: {redact_url(raw)[:80]!r}") from None
+    return Secret(raw)
+
+
 def _switch(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -188,6 +214,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         schedule_path=Path(env.get("SCHEDULE_PATH", "").strip() or DEFAULT_SCHEDULE),
         schedule_timezone=_zone(env, "SCHEDULE_TIMEZONE"),
         state_path=Path(env.get("STATE_PATH", "").strip() or DEFAULT_STATE),
+        state_url=_state_url(env),
         replay_from=_replay(env),
         clock_speed=_speed(env),
         log_level=_log_level(env),

@@ -10,7 +10,6 @@ import pytest
 
 from bot.core import qa
 from bot.core.qa import OPEN_PER_TALK, PER_MINUTE, QUESTION_MAX, QaRefused
-from bot.state.store import Store
 from tests.conftest import pst
 
 GUILD = 1
@@ -18,10 +17,9 @@ SPOTLIGHTS_1 = ["hamiltonian-lagrangian-constraints", "power-laws-deep-ensembles
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "bot.sqlite3")
-    yield s
-    s.close()
+def store(make_store):
+    """The Q&A rules on both state backends (SQLite and PostgreSQL, see conftest)."""
+    return make_store()
 
 
 # --- the text ---------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""The SQLite ledger and per-guild overrides; a state file that cannot be used is refused, never deleted."""
+"""The state store on both backends (SQLite and PostgreSQL: `store` and `make_store` are parametrized in conftest).
+
+Tests about SQLite files (corrupted, read-only, WAL, old versions, kill -9) open a Store directly.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +26,8 @@ def row(rid: str = "t:5:42", *, run: str = LIVE, guild_id: int = 1, due: dt.date
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "state" / "bot.sqlite3")
-    yield s
-    s.close()
+def store(make_store):
+    return make_store()
 
 
 def test_claim_twice_is_refused(store):
@@ -36,19 +37,17 @@ def test_claim_twice_is_refused(store):
     assert got.state is State.CLAIMED and got.nonce == "rabc" and got.due_at == DUE and got.guild_id == 1 and got.run == LIVE
 
 
-def test_crash_between_claim_and_confirm_is_taken_up_again_with_same_nonce(tmp_path):
-    path = tmp_path / "bot.sqlite3"
-    first = Store(path)
+def test_crash_between_claim_and_confirm_is_taken_up_again_with_same_nonce(make_store):
+    first = make_store()
     first.claim(row())
     first.close()  # the process dies before Discord confirms
-    second = Store(path)
+    second = make_store()
     assert [r.id for r in second.rows(State.CLAIMED)] == ["t:5:42"]
     again = second.retry("t:5:42")
     assert again is not None and again.nonce == "rabc" and again.attempts == 2
     second.mark_sent("t:5:42", 999)
     assert second.get("t:5:42").state is State.SENT
     assert second.retry("t:5:42") is None  # sent is final
-    second.close()
 
 
 def test_failed_keeps_error_and_can_retry_but_refused_is_final(store):
@@ -75,10 +74,20 @@ def test_skip_never_overrides_sent(store):
 
 def test_skips_are_written_in_one_transaction(store):
     rows = [(row(f"t{i}"), "stale") for i in range(5000)]
-    changes = store._db.total_changes
+    changes = store._db.total_changes if isinstance(store, Store) else 0
     assert store.skip_many(rows) == 5000
-    assert store._db.total_changes - changes == 5000
+    if isinstance(store, Store):
+        assert store._db.total_changes - changes == 5000
     assert len(store.rows(State.SKIPPED)) == 5000
+
+
+def test_a_failing_skip_stores_none_of_its_rows(store):
+    rows = [(row(f"t{i}"), "stale") for i in range(100)] + [(row("bad", guild_id=2**80), "stale")]  # too large for the column
+    import psycopg
+
+    with pytest.raises((OverflowError, psycopg.DataError)):
+        store.skip_many(rows)
+    assert store.rows() == []
 
 
 def test_status_queries_see_one_guild_and_one_run(store):
@@ -104,9 +113,11 @@ def test_forgetting_a_rehearsal_never_touches_the_live_ledger(store):
         store.forget_run(LIVE)
 
 
-def test_wal_mode_and_schema_version(store):
+def test_wal_mode_and_schema_version(tmp_path):
+    store = Store(tmp_path / "bot.sqlite3")
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store._db.execute("PRAGMA user_version").fetchone()[0] == 4
+    store.close()
 
 
 def test_overrides_change_only_given_fields(store):
@@ -282,15 +293,14 @@ def test_top_questions_see_one_guild_and_the_given_talks_and_states(store):
 
 def test_a_vote_on_an_unknown_question_records_nothing(store):
     assert store.toggle_vote(12345, 1) == (False, 0)
-    assert store._db.execute("SELECT COUNT(*) FROM question_votes").fetchone()[0] == 0
+    assert not store.voted(12345, 1)
 
 
-def test_votes_from_four_connections_at_once_are_counted_exactly(tmp_path):
-    """Each connection has its own lock: only the transaction keeps read-count-write from losing votes."""
+def test_votes_from_four_connections_at_once_are_counted_exactly(make_store):
+    """Each store has its own lock or pool: only the transaction keeps read-count-write from losing votes."""
     import threading
 
-    path = tmp_path / "bot.sqlite3"
-    stores = [Store(path) for _ in range(4)]
+    stores = [make_store() for _ in range(4)]
     asked = stores[0].add_question(1, "t", 7, "popular?", False, ASKED)
     start = threading.Barrier(200)
 
@@ -304,8 +314,6 @@ def test_votes_from_four_connections_at_once_are_counted_exactly(tmp_path):
     for t in threads:
         t.join()
     assert [s.question(asked.id).votes for s in stores] == [200] * 4
-    for s in stores:
-        s.close()
 
 
 _KILLED_WRITER = """
@@ -355,3 +363,169 @@ def test_a_version_3_file_gets_the_question_tables_and_keeps_its_rows(tmp_path):
     asked = store.add_question(1, "t", 7, "new table?", False, ASKED)
     assert store.toggle_vote(asked.id, 1) == (True, 1)
     store.close()
+
+
+# --- PostgreSQL: several processes on one database ---------------------------------------------
+
+
+@pytest.fixture
+def postgres_store(postgres_database):
+    from bot.state.postgres import PostgresStore
+
+    opened = []
+
+    def make():
+        opened.append(PostgresStore(postgres_database))
+        return opened[-1]
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+def _race(work, n: int) -> list[int]:
+    """Run work(i) for i in range(n) on n threads released at once; the i whose work returned true."""
+    import threading
+
+    start, wins = threading.Barrier(n), []
+
+    def one(i: int) -> None:
+        start.wait()
+        if work(i):
+            wins.append(i)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return wins
+
+
+def test_two_processes_racing_to_claim_one_reminder_one_wins(postgres_store):
+    """Two pools, like two bot processes given the same shard by mistake: the ledger's key lets one claim win."""
+    stores = [postgres_store(), postgres_store()]
+    for attempt in range(20):
+        assert len(_race(lambda i, rid=f"t:5:{attempt}": stores[i % 2].claim(row(rid)), 16)) == 1
+    assert len(stores[0].rows()) == 20
+
+
+def test_two_hundred_votes_on_two_stores_at_once_are_counted_exactly(postgres_store):
+    import threading
+
+    stores = [postgres_store(), postgres_store()]
+    asked = stores[0].add_question(1, "t", 7, "popular?", False, ASKED)
+    start = threading.Barrier(200)
+
+    def vote(user: int) -> None:
+        start.wait()
+        stores[user % 2].toggle_vote(asked.id, user)
+
+    threads = [threading.Thread(target=vote, args=(user,)) for user in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [s.question(asked.id).votes for s in stores] == [200, 200]
+    assert all(stores[1].voted(asked.id, user) for user in range(200))
+
+
+def test_limits_hold_when_two_processes_ask_at_once(postgres_store):
+    import threading
+
+    from bot.state.store import QuestionLimitReached, QuestionLimits
+
+    stores = [postgres_store(), postgres_store()]
+    limits = QuestionLimits(since=ASKED - dt.timedelta(minutes=1), recent=3, open_per_talk=10)
+    start = threading.Barrier(12)
+    refused = []
+
+    def ask(i: int) -> None:
+        start.wait()
+        try:
+            stores[i % 2].add_question(1, "t", 7, f"q{i}", False, ASKED, limits=limits)
+        except QuestionLimitReached as err:
+            refused.append(err.which)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert refused == ["recent"] * 9
+    assert stores[0].questions_since(7, ASKED) == 3
+
+
+def test_an_empty_database_gets_the_schema_and_a_newer_one_is_refused(postgres_database):
+    import psycopg
+
+    from bot.state.postgres import SCHEMA_VERSION, PostgresStore
+
+    store = PostgresStore(postgres_database)
+    assert store.schema_version() == SCHEMA_VERSION
+    store.claim(row())
+    store.close()
+    again = PostgresStore(postgres_database)  # a second start migrates nothing and keeps the rows
+    assert again.get("t:5:42") is not None
+    again.close()
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(StateError, match="newer than this bot"):
+        PostgresStore(postgres_database)
+
+
+def test_an_unreachable_database_is_refused_naming_it_without_the_password(tmp_path):
+    from bot.state.postgres import PostgresStore
+
+    url = f"postgresql://bot:hunter2secret@/conference?host={tmp_path}&port=1"
+    with pytest.raises(StateError) as err:
+        PostgresStore(url, timeout=2)
+    message = str(err.value)
+    assert "conference" in message and str(tmp_path) in message and "STATE_URL" in message
+    assert "hunter2secret" not in message
+
+
+def test_a_wrong_password_is_refused_without_showing_it(postgres_database):
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from bot.state.postgres import PostgresStore
+
+    info = conninfo_to_dict(postgres_database)
+    url = make_conninfo(postgres_database, dbname="no_such_database", password="hunter2secret")
+    with pytest.raises(StateError) as err:
+        PostgresStore(url, timeout=2)
+    assert "no_such_database" in str(err.value) and "hunter2secret" not in str(err.value)
+    store = PostgresStore(make_conninfo(postgres_database, password="hunter2secret"))  # trust auth: the password is not needed
+    assert "hunter2secret" not in repr(store) and info["dbname"] in repr(store)
+    store.close()
+
+
+def test_state_url_selects_postgresql(postgres_database, tmp_path):
+    from psycopg.conninfo import conninfo_to_dict
+
+    from bot.config import settings_from
+    from bot.state import open_store
+    from bot.state.postgres import PostgresStore
+
+    info = conninfo_to_dict(postgres_database)
+    url = f"postgresql:///{info['dbname']}?host={info['host']}&user={info.get('user', 'postgres')}"
+    if info.get("port"):
+        url += f"&port={info['port']}"
+    store = open_store(settings_from({"STATE_URL": url, "STATE_PATH": str(tmp_path / "unused.sqlite3")}))
+    assert isinstance(store, PostgresStore)
+    store.close()
+    sqlite = open_store(settings_from({"STATE_PATH": str(tmp_path / "bot.sqlite3")}))
+    assert isinstance(sqlite, Store)
+    sqlite.close()
+
+
+def test_state_url_is_validated_and_its_password_never_shown():
+    from bot.config import ConfigError, settings_from
+
+    url = "postgresql://bot:hunter2secret@db.example.org:5432/conference?sslmode=require"
+    settings = settings_from({"STATE_URL": url})
+    assert settings.state_url.reveal() == url and "hunter2secret" not in repr(settings)
+    for bad in ("mysql://bot:hunter2secret@db/conference", "postgresql://bot:hunter2secret@db:port/conference"):
+        with pytest.raises(ConfigError, match="STATE_URL") as err:
+            settings_from({"STATE_URL": bad})
+        assert "hunter2secret" not in str(err.value)

@@ -316,9 +316,9 @@ def resumable_clock(clock: Clock, settings: Settings, schedule: Schedule) -> tup
     Opening the state file here, before connecting, also refuses an unusable one with a clear message.
     """
     from bot.reminders.plan import continue_rehearsal
-    from bot.state.store import Store
+    from bot.state import open_store
 
-    store = Store(settings.state_path)
+    store = open_store(settings)
     try:
         return continue_rehearsal(clock, store, schedule)
     finally:

@@ -32,6 +32,7 @@ from bot.core.changes import Changes
 from bot.core.clock import Clock, SystemClock
 from bot.core.schedule import Schedule
 from bot.reminders.events import CREATE_EVENTS, EVENTS_MAX, MANAGE_EVENTS, Delete, EventPlan, EventSpec, Existing, Patch, effective_now, plan_events
+from bot.state import open_store
 from bot.state.store import Store
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ class EventsExtension:
         """The client to act through (logged in) and where the current programme comes from."""
         self.client, self._schedule = client, schedule
         if self.store is None:
-            self.store = Store(self.settings.state_path)
+            self.store = open_store(self.settings)
 
     async def setup(self, bot: SessionBot) -> None:
         self.attach(bot, lambda: bot.programme.schedule)

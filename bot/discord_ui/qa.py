@@ -28,6 +28,7 @@ from bot.core.schedule import Schedule, Talk
 from bot.discord_ui import render
 from bot.discord_ui.commands import CHOICES_MAX, Query, safe_autocomplete
 from bot.reminders.plan import reminder_nonce
+from bot.state import open_store
 from bot.state.store import LIVE, NewRow, Question, Store
 
 if TYPE_CHECKING:
@@ -257,7 +258,7 @@ class QaExtension:
     async def setup(self, bot: SessionBot) -> None:
         self.bot = bot
         if self.store is None:
-            self.store = Store(self.settings.state_path)
+            self.store = open_store(self.settings)
         for command in qa_commands(self):
             bot.tree.add_command(command)
         bot.add_dynamic_items(VoteButton, ChairButton)

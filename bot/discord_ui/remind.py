@@ -32,6 +32,7 @@ from bot.discord_ui.reminders import render_reminder
 from bot.reminders.personal import DM_GUILD, LEAD_MAX, Followed, cancel, follow_author, follow_talk, followed_talks, my_reminders, plan_personal
 from bot.reminders.plan import Plan
 from bot.reminders.service import Delivery, ReminderService, SendError
+from bot.state import open_store
 from bot.state.store import LIVE, NewRow, Store
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ class PersonalReminders:
     async def setup(self, bot: SessionBot) -> None:
         self.bot = bot
         if self.store is None:
-            self.store = Store(self.settings.state_path)
+            self.store = open_store(self.settings)
         self.service = ReminderService(
             bot.programme.schedule,
             self.clock,

@@ -27,6 +27,7 @@ from bot.discord_ui import render
 from bot.discord_ui.changes import render_changes
 from bot.reminders.plan import Reminder, Target, guild_targets, reminder_phrase
 from bot.reminders.service import Delivery, ReminderService, ReminderStatus, SendError
+from bot.state import open_store
 from bot.state.store import LIVE, Store
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ class ReminderExtension:
     async def setup(self, bot: SessionBot) -> None:
         self.bot = bot
         if self.store is None:
-            self.store = Store(self.settings.state_path)
+            self.store = open_store(self.settings)
         grace_real = self.settings.reminder_grace_minutes * 60 / self.clock.speed
         self.service = ReminderService(
             self.schedule,

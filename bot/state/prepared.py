@@ -1,7 +1,7 @@
 """The prepared schedule copy, sealed with a secret that lives in the state store.
 
 The copies in `cache/` are untrusted input: each is checked against an HMAC keyed by a random
-secret kept in the SQLite state file (not beside the copies) before any of it is read.
+secret kept in the state store (the SQLite file or PostgreSQL) (not beside the copies) before any of it is read.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from bot.config import Settings
 from bot.core.cache import cache_dir, load_ready, new_cache_key
 from bot.core.schedule import Schedule
 from bot.core.search import SearchIndex
-from bot.state.store import Store
+from bot.state import open_store
+from bot.state.base import StateStore
 
 CACHE_KEY = "cache_key"
 
 
-def cache_key(store: Store) -> bytes:
+def cache_key(store: StateStore) -> bytes:
     """The state's secret for sealing prepared copies, made on first use."""
     saved = store.get_meta(CACHE_KEY)
     if saved:
@@ -34,7 +35,7 @@ def cache_key(store: Store) -> bytes:
 
 def load_prepared(settings: Settings, path: str | Path) -> tuple[Schedule, SearchIndex]:
     """The schedule and its index, from a sealed prepared copy when one matches the file."""
-    store = Store(settings.state_path)
+    store = open_store(settings)
     try:
         key = cache_key(store)
     finally:

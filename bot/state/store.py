@@ -15,15 +15,50 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+from bot.state.base import (
+    DONE,
+    LIVE,
+    QUESTION_STATES,
+    DmChannel,
+    Follow,
+    GuildOverrides,
+    LedgerRow,
+    NewRow,
+    Question,
+    QuestionLimitReached,
+    QuestionLimits,
+    State,
+    StateError,
+    StateStore,
+    utc_text,
+)
+
 log = logging.getLogger(__name__)
 
+# The dataclasses and errors live in bot.state.base (shared with PostgreSQL); many modules import them from here.
+__all__ = [
+    "DONE",
+    "LIVE",
+    "QUESTION_STATES",
+    "DmChannel",
+    "Follow",
+    "GuildOverrides",
+    "LedgerRow",
+    "NewRow",
+    "Question",
+    "QuestionLimitReached",
+    "QuestionLimits",
+    "State",
+    "StateError",
+    "StateStore",
+    "Store",
+    "utc_text",
+]
+
 SCHEMA_VERSION = 4  # 4: questions and question_votes (session Q&A)
-LIVE = "live"
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -105,129 +140,8 @@ CREATE INDEX IF NOT EXISTS questions_by_user_talk ON questions (user_id, talk_id
 """
 
 
-class StateError(Exception):
-    """The state file cannot be used; the message names the file and what to do."""
-
-
-class State(StrEnum):
-    CLAIMED = "claimed"  # recorded, send in flight or unconfirmed
-    SENT = "sent"  # Discord confirmed
-    FAILED = "failed"  # last attempt failed for a passing reason (429, 5xx, timeout); retried with the same nonce
-    REFUSED = "refused"  # Discord refused for good (missing permission, unknown channel): not retried
-    SKIPPED = "skipped"  # deliberately not sent (stale, superseded, talk over)
-
-
-DONE = frozenset({State.SENT, State.SKIPPED, State.REFUSED})
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
-    id: str
-    run: str
-    guild_id: int
-    talk_id: str
-    lead: int
-    channel_id: int
-    nonce: str
-    due_at: dt.datetime
-    state: State
-    attempts: int
-    message_id: str | None
-    error: str | None
-    updated_at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class NewRow:
-    """What a claim or a skip records about one reminder."""
-
-    id: str
-    run: str
-    guild_id: int
-    talk_id: str
-    lead: int
-    channel_id: int
-    nonce: str
-    due_at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Follow:
-    """A user's wish to be reminded by DM: one talk, or every talk of an author."""
-
-    user_id: int
-    what: str  # "talk" | "author"
-    key: str  # talk id, or folded author name
-    label: str
-    lead: int
-
-
-@dataclass(frozen=True, slots=True)
-class DmChannel:
-    user_id: int
-    channel_id: int | None
-    closed: bool
-    welcomed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class GuildOverrides:
-    """Per-guild choices that win over the environment; None means "use the default".
-
-    `role_id` 0 means "mention no role" (the environment's role is not used in this guild).
-    """
-
-    guild_id: int
-    channel_id: int | None = None
-    leads: tuple[int, ...] | None = None
-    enabled: bool | None = None
-    role_id: int | None = None
-
-
-QUESTION_STATES = ("open", "answered", "hidden")
-
-
-@dataclass(frozen=True, slots=True)
-class Question:
-    """One audience question; `user_id` is stored for anonymous ones too but must never be shown."""
-
-    id: int
-    guild_id: int
-    talk_id: str
-    user_id: int
-    text: str
-    anonymous: bool
-    created_at: dt.datetime
-    state: str  # one of QUESTION_STATES
-    votes: int
-    channel_id: int | None
-    message_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class QuestionLimits:
-    """Checked in the same transaction as the insert, so that concurrent asks cannot slip past them."""
-
-    since: dt.datetime  # questions asked at or after this instant count towards `recent`
-    recent: int  # at most this many of them
-    open_per_talk: int  # at most this many open questions by the user for the talk
-
-
-class QuestionLimitReached(Exception):
-    """`which` is "recent" or "open_per_talk"; nothing was stored."""
-
-    def __init__(self, which: str) -> None:
-        super().__init__(which)
-        self.which = which
-
-
 def _utcnow() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
-
-
-def utc_text(instant: dt.datetime) -> str:
-    """Instants are stored in UTC, so that text order is time order."""
-    return instant.astimezone(dt.UTC).isoformat()
 
 
 _COLUMNS = "id, run, guild_id, talk_id, lead, channel_id, nonce, due_at, state, attempts, message_id, error, updated_at"

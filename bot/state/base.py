@@ -1,0 +1,197 @@
+"""What every state backend stores and answers: the dataclasses, the errors and one interface.
+
+SQLite (bot.state.store.Store, the default) and PostgreSQL (bot.state.postgres.PostgresStore, for
+several processes on one database) implement `StateStore` with the same semantics, and the same
+tests run against both. Calls are synchronous: each is short, and the bot already calls the store
+from its event loop and from helper threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+LIVE = "live"
+
+
+class StateError(Exception):
+    """The state (a SQLite file or a PostgreSQL database) cannot be used; the message names it and what to do."""
+
+
+class State(StrEnum):
+    CLAIMED = "claimed"  # recorded, send in flight or unconfirmed
+    SENT = "sent"  # Discord confirmed
+    FAILED = "failed"  # last attempt failed for a passing reason (429, 5xx, timeout); retried with the same nonce
+    REFUSED = "refused"  # Discord refused for good (missing permission, unknown channel): not retried
+    SKIPPED = "skipped"  # deliberately not sent (stale, superseded, talk over)
+
+
+DONE = frozenset({State.SENT, State.SKIPPED, State.REFUSED})
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    id: str
+    run: str
+    guild_id: int
+    talk_id: str
+    lead: int
+    channel_id: int
+    nonce: str
+    due_at: dt.datetime
+    state: State
+    attempts: int
+    message_id: str | None
+    error: str | None
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewRow:
+    """What a claim or a skip records about one reminder."""
+
+    id: str
+    run: str
+    guild_id: int
+    talk_id: str
+    lead: int
+    channel_id: int
+    nonce: str
+    due_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """A user's wish to be reminded by DM: one talk, or every talk of an author."""
+
+    user_id: int
+    what: str  # "talk" | "author"
+    key: str  # talk id, or folded author name
+    label: str
+    lead: int
+
+
+@dataclass(frozen=True, slots=True)
+class DmChannel:
+    user_id: int
+    channel_id: int | None
+    closed: bool
+    welcomed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GuildOverrides:
+    """Per-guild choices that win over the environment; None means "use the default".
+
+    `role_id` 0 means "mention no role" (the environment's role is not used in this guild).
+    """
+
+    guild_id: int
+    channel_id: int | None = None
+    leads: tuple[int, ...] | None = None
+    enabled: bool | None = None
+    role_id: int | None = None
+
+
+QUESTION_STATES = ("open", "answered", "hidden")
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One audience question; `user_id` is stored for anonymous ones too but must never be shown."""
+
+    id: int
+    guild_id: int
+    talk_id: str
+    user_id: int
+    text: str
+    anonymous: bool
+    created_at: dt.datetime
+    state: str  # one of QUESTION_STATES
+    votes: int
+    channel_id: int | None
+    message_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionLimits:
+    """Checked in the same transaction as the insert, so that concurrent asks cannot slip past them."""
+
+    since: dt.datetime  # questions asked at or after this instant count towards `recent`
+    recent: int  # at most this many of them
+    open_per_talk: int  # at most this many open questions by the user for the talk
+
+
+class QuestionLimitReached(Exception):
+    """`which` is "recent" or "open_per_talk"; nothing was stored."""
+
+    def __init__(self, which: str) -> None:
+        super().__init__(which)
+        self.which = which
+
+
+def utc_text(instant: dt.datetime) -> str:
+    """Instants are stored in UTC, so that text order is time order."""
+    return instant.astimezone(dt.UTC).isoformat()
+
+
+class StateStore(Protocol):
+    """The methods the bot uses; both backends are atomic across processes where it matters (claims, votes, limits)."""
+
+    # --- ledger: exactly-once reminders ---
+    def claim(self, row: NewRow) -> bool: ...
+    def retry(self, rid: str) -> LedgerRow | None: ...
+    def mark_sent(self, rid: str, message_id: str | int | None) -> None: ...
+    def mark_failed(self, rid: str, error: str, *, permanent: bool = False) -> None: ...
+    def skip_many(self, rows: Iterable[tuple[NewRow, str]]) -> int: ...
+    def get(self, rid: str) -> LedgerRow | None: ...
+    def get_many(self, ids: Iterable[str]) -> dict[str, LedgerRow]: ...
+    def rows(self, *states: State, run: str | None = None, guild_id: int | None = None) -> list[LedgerRow]: ...
+    def last_sent(self, run: str, guild_id: int) -> LedgerRow | None: ...
+    def failures(self, run: str, guild_id: int, limit: int = 5) -> list[LedgerRow]: ...
+    def count_before(self, run: str, instant: dt.datetime, guild_ids: Iterable[int]) -> int: ...
+    def earliest_due(self, run: str) -> dt.datetime | None: ...
+    def forget_run(self, run: str) -> int: ...
+
+    # --- small named values (the rehearsal's anchor, the cache key) ---
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    # --- per-guild settings ---
+    def overrides(self, guild_id: int) -> GuildOverrides: ...
+    def all_overrides(self) -> dict[int, GuildOverrides]: ...
+    def set_override(
+        self,
+        guild_id: int,
+        *,
+        channel_id: int | None = None,
+        leads: tuple[int, ...] | None = None,
+        enabled: bool | None = None,
+        role_id: int | None = None,
+    ) -> GuildOverrides: ...
+
+    # --- personal reminders (DMs) ---
+    def follow(self, user_id: int, what: str, key: str, label: str, lead: int) -> bool: ...
+    def unfollow(self, user_id: int, what: str | None = None, key: str | None = None) -> int: ...
+    def follows_of(self, user_id: int) -> list[Follow]: ...
+    def all_follows(self) -> list[Follow]: ...
+    def dm_channel(self, user_id: int) -> DmChannel | None: ...
+    def set_dm_channel(self, user_id: int, *, channel_id: int | None = None, closed: bool | None = None, welcomed: bool | None = None) -> DmChannel: ...
+
+    # --- session Q&A ---
+    def add_question(
+        self, guild_id: int, talk_id: str, user_id: int, text: str, anonymous: bool, now: dt.datetime, *, limits: QuestionLimits | None = None
+    ) -> Question: ...
+    def question(self, qid: int) -> Question | None: ...
+    def set_question_message(self, qid: int, channel_id: int | None, message_id: int | None) -> None: ...
+    def toggle_vote(self, qid: int, user_id: int) -> tuple[bool, int]: ...
+    def voted(self, qid: int, user_id: int) -> bool: ...
+    def top_questions(self, guild_id: int, talk_ids: Collection[str], limit: int = 10, states: Sequence[str] = ("open",)) -> list[Question]: ...
+    def set_question_state(self, qid: int, state: str) -> None: ...
+    def questions_since(self, user_id: int, since: dt.datetime) -> int: ...
+    def open_questions(self, user_id: int, talk_id: str) -> int: ...
+
+    def close(self) -> None: ...

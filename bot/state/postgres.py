@@ -1,0 +1,503 @@
+"""PostgreSQL state: the same ledger, settings, follows and Q&A as the SQLite store, shared by several processes.
+
+Every write that must happen once is decided by the database, not by a process: a claim is an
+INSERT ... ON CONFLICT DO NOTHING (one process wins), a vote is one transaction holding the
+question's row lock, and a question's limits are counted under a per-user advisory lock in the
+insert's own transaction. Calls are synchronous through a psycopg_pool ConnectionPool, like the
+SQLite store's; the URL's password never reaches a message, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from bot.state.base import (
+    LIVE,
+    QUESTION_STATES,
+    DmChannel,
+    Follow,
+    GuildOverrides,
+    LedgerRow,
+    NewRow,
+    Question,
+    QuestionLimitReached,
+    QuestionLimits,
+    State,
+    StateError,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1  # PostgreSQL's own numbering: 1 holds everything SQLite's version 4 holds
+T = TypeVar("T")
+_MIGRATION_LOCK = (0x5E55, 1)  # advisory lock (two-int form): one process migrates at a time
+_QUESTION_LOCK = 0x5E56  # advisory lock class for one user's asks: (class, user_id % 2**31)
+
+# Each entry brings the schema from version i to i + 1. Text keys use the C collation so that the
+# order is the byte order, as in SQLite. Instants are timestamptz, read back in UTC.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE ledger (
+        id          TEXT COLLATE "C" PRIMARY KEY,
+        run         TEXT NOT NULL DEFAULT 'live',
+        guild_id    BIGINT NOT NULL DEFAULT 0,
+        talk_id     TEXT NOT NULL,
+        lead        INTEGER NOT NULL,
+        channel_id  BIGINT NOT NULL,
+        nonce       TEXT NOT NULL,
+        due_at      TIMESTAMPTZ NOT NULL,
+        state       TEXT NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        message_id  TEXT,
+        error       TEXT,
+        updated_at  TIMESTAMPTZ NOT NULL
+    );
+    CREATE INDEX ledger_by_guild ON ledger (run, guild_id, updated_at);
+    CREATE INDEX ledger_by_due ON ledger (run, due_at);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE follows (
+        user_id     BIGINT NOT NULL,
+        what        TEXT NOT NULL,
+        key         TEXT COLLATE "C" NOT NULL,
+        label       TEXT NOT NULL,
+        lead        INTEGER NOT NULL,
+        created_at  TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (user_id, what, key)
+    );
+    CREATE TABLE dm_channels (
+        user_id     BIGINT PRIMARY KEY,
+        channel_id  BIGINT,
+        closed      BOOLEAN NOT NULL DEFAULT FALSE,
+        welcomed    BOOLEAN NOT NULL DEFAULT FALSE,
+        updated_at  TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE guild_settings (
+        guild_id    BIGINT PRIMARY KEY,
+        channel_id  BIGINT,
+        leads       TEXT,
+        enabled     BOOLEAN,
+        role_id     BIGINT
+    );
+    CREATE TABLE questions (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        guild_id    BIGINT NOT NULL,
+        talk_id     TEXT NOT NULL,
+        user_id     BIGINT NOT NULL,
+        text        TEXT NOT NULL,
+        anonymous   BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at  TIMESTAMPTZ NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'open',
+        votes       INTEGER NOT NULL DEFAULT 0,
+        channel_id  BIGINT,
+        message_id  BIGINT
+    );
+    CREATE INDEX questions_by_talk ON questions (guild_id, talk_id, state, votes DESC, created_at);
+    CREATE INDEX questions_by_user ON questions (user_id, created_at);
+    CREATE INDEX questions_by_user_talk ON questions (user_id, talk_id, state);
+    CREATE TABLE question_votes (
+        question_id BIGINT NOT NULL REFERENCES questions (id) ON DELETE CASCADE,
+        user_id     BIGINT NOT NULL,
+        PRIMARY KEY (question_id, user_id)
+    );
+    """,
+)
+
+_COLUMNS = "id, run, guild_id, talk_id, lead, channel_id, nonce, due_at, state, attempts, message_id, error, updated_at"
+_QUESTION_COLUMNS = "id, guild_id, talk_id, user_id, text, anonymous, created_at, state, votes, channel_id, message_id"
+_INSERT = f"INSERT INTO ledger ({_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})"
+
+
+def describe(url: str) -> str:
+    """'database D on host:port as user U': enough to find the database, never the password."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the database in STATE_URL"
+    host = info.get("host") or "localhost"
+    where = f"{host}:{info['port']}" if info.get("port") else host
+    return f"database {info.get('dbname') or info.get('user') or '(default)'} on {where}" + (f" as {info['user']}" if info.get("user") else "")
+
+
+def _scrub(text: str, url: str) -> str:
+    try:
+        password = conninfo_to_dict(url).get("password")
+    except psycopg.ProgrammingError:
+        return text
+    return text.replace(str(password), "****") if password else text
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _utc(instant: dt.datetime) -> dt.datetime:
+    return instant.astimezone(dt.UTC)
+
+
+def _row(values: Sequence) -> LedgerRow:
+    rid, run, guild_id, talk_id, lead, channel_id, nonce, due_at, state, attempts, message_id, error, updated_at = values
+    return LedgerRow(rid, run, guild_id, talk_id, lead, channel_id, nonce, _utc(due_at), State(state), attempts, message_id, error, _utc(updated_at))
+
+
+def _values(row: NewRow, state: State, attempts: int, error: str | None) -> tuple:
+    return (row.id, row.run, row.guild_id, row.talk_id, row.lead, row.channel_id, row.nonce, _utc(row.due_at), state.value, attempts, None, error, _now())
+
+
+def _question(row: Sequence) -> Question:
+    qid, guild_id, talk_id, user_id, text, anonymous, created_at, state, votes, channel_id, message_id = row
+    return Question(qid, guild_id, talk_id, user_id, text, bool(anonymous), _utc(created_at), state, votes, channel_id, message_id)
+
+
+def _overrides(found: Sequence) -> GuildOverrides:
+    guild_id, channel_id, leads, enabled, role_id = found
+    parsed = tuple(int(x) for x in leads.split(",")) if leads else None
+    return GuildOverrides(guild_id, channel_id, parsed, enabled, role_id)
+
+
+class PostgresStore:
+    """One PostgreSQL database reached through a connection pool; safe from threads and from several processes."""
+
+    def __init__(self, url: str, *, max_connections: int = 8, timeout: float = 10.0) -> None:
+        self._where = describe(url)
+        self._url = url
+        try:  # one direct connection first: its error says why (refused, password, no such database)
+            psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()
+        except psycopg.Error as err:
+            raise StateError(self._explain(err)) from None
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_connections,
+            kwargs={"autocommit": True},
+            check=ConnectionPool.check_connection,  # a connection the server dropped is replaced, not handed out
+            timeout=timeout,
+            open=False,
+            name="state",
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+            self._migrate()
+        except (psycopg.Error, PoolTimeout, StateError) as err:
+            self._pool.close()
+            raise StateError(err.args[0] if isinstance(err, StateError) else self._explain(err)) from None
+
+    def _explain(self, err: Exception) -> str:
+        return (
+            f"state {self._where} cannot be used ({_scrub(str(err).strip(), self._url)}). The bot keeps its reminder ledger there: "
+            "check STATE_URL (host, port, database, user, password, sslmode) and that the server accepts connections, then start the bot again."
+        )
+
+    def _migrate(self) -> None:
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _MIGRATION_LOCK)
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            found = conn.execute("SELECT version FROM schema_version").fetchone()
+            version = found[0] if found else 0
+            if version > SCHEMA_VERSION:
+                raise StateError(f"state {self._where} has schema version {version}, newer than this bot's ({SCHEMA_VERSION}); update the bot")
+            for step in range(version, SCHEMA_VERSION):
+                conn.execute(_MIGRATIONS[step])
+            if found is None:
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
+            elif version < SCHEMA_VERSION:
+                conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
+        if version < SCHEMA_VERSION:
+            log.info("state: %s migrated from schema version %d to %d", self._where, version, SCHEMA_VERSION)
+
+    def schema_version(self) -> int:
+        return self._one("SELECT version FROM schema_version")[0]
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._where!r})"
+
+    # --- plumbing -------------------------------------------------------------------------
+    def _run(self, work: Callable[[psycopg.Connection], T], *, transaction: bool = False) -> T:
+        """Run `work` on a pooled connection (in one transaction if asked); a lost server is a StateError."""
+        try:
+            with self._pool.connection() as conn:
+                if not transaction:
+                    return work(conn)
+                with conn.transaction():
+                    return work(conn)
+        except (psycopg.OperationalError, PoolTimeout) as err:
+            raise StateError(self._explain(err)) from None
+
+    def _execute(self, query: str, args: Sequence | dict = ()) -> int:
+        """The statement's row count."""
+        return self._run(lambda conn: conn.execute(query, args).rowcount)
+
+    def _one(self, query: str, args: Sequence | dict = ()) -> tuple | None:
+        return self._run(lambda conn: conn.execute(query, args).fetchone())
+
+    def _all(self, query: str, args: Sequence | dict = ()) -> list[tuple]:
+        return self._run(lambda conn: conn.execute(query, args).fetchall())
+
+    # --- ledger ---------------------------------------------------------------------------
+    def claim(self, row: NewRow) -> bool:
+        """Record a reminder as about to be sent; False if it is already in the ledger (any state), whoever wrote it."""
+        return self._execute(_INSERT + " ON CONFLICT (id) DO NOTHING", _values(row, State.CLAIMED, 1, None)) == 1
+
+    def retry(self, rid: str) -> LedgerRow | None:
+        found = self._one(
+            f"UPDATE ledger SET state = %s, attempts = attempts + 1, updated_at = %s WHERE id = %s AND state IN (%s, %s) RETURNING {_COLUMNS}",
+            (State.CLAIMED.value, _now(), rid, State.CLAIMED.value, State.FAILED.value),
+        )
+        return _row(found) if found else None
+
+    def mark_sent(self, rid: str, message_id: str | int | None) -> None:
+        self._set(rid, State.SENT, message_id=None if message_id is None else str(message_id), error=None)
+
+    def mark_failed(self, rid: str, error: str, *, permanent: bool = False) -> None:
+        self._set(rid, State.REFUSED if permanent else State.FAILED, error=error[:500])
+
+    def _set(self, rid: str, state: State, **fields: str | None) -> None:
+        assignments = ", ".join(f"{name} = %s" for name in fields)
+        self._execute(f"UPDATE ledger SET state = %s, {assignments}, updated_at = %s WHERE id = %s", (state.value, *fields.values(), _now(), rid))
+
+    def skip_many(self, rows: Iterable[tuple[NewRow, str]]) -> int:
+        """Record reminders that will never be sent, in one transaction; rows already done stay as they are."""
+        values = [_values(row, State.SKIPPED, 0, reason) for row, reason in rows]
+        if not values:
+            return 0
+        query = (
+            _INSERT + " ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
+            "error = COALESCE(ledger.error || ' / ', '') || excluded.error, updated_at = excluded.updated_at "
+            "WHERE ledger.state NOT IN ('sent', 'refused', 'skipped')"
+        )
+
+        def write(conn: psycopg.Connection) -> None:
+            with conn.cursor() as cur:
+                cur.executemany(query, values)
+
+        self._run(write, transaction=True)
+        return len(values)
+
+    def get(self, rid: str) -> LedgerRow | None:
+        found = self._one(f"SELECT {_COLUMNS} FROM ledger WHERE id = %s", (rid,))
+        return _row(found) if found else None
+
+    def get_many(self, ids: Iterable[str]) -> dict[str, LedgerRow]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        return {row.id: row for row in map(_row, self._all(f"SELECT {_COLUMNS} FROM ledger WHERE id = ANY(%s)", (wanted,)))}
+
+    def rows(self, *states: State, run: str | None = None, guild_id: int | None = None) -> list[LedgerRow]:
+        clauses, args = [], []
+        if states:
+            clauses.append("state = ANY(%s)")
+            args.append([s.value for s in states])
+        if run is not None:
+            clauses.append("run = %s")
+            args.append(run)
+        if guild_id is not None:
+            clauses.append("guild_id = %s")
+            args.append(guild_id)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        return [_row(r) for r in self._all(f"SELECT {_COLUMNS} FROM ledger{where} ORDER BY due_at, id", args)]
+
+    def last_sent(self, run: str, guild_id: int) -> LedgerRow | None:
+        found = self._one(
+            f"SELECT {_COLUMNS} FROM ledger WHERE run = %s AND guild_id = %s AND state = %s AND id NOT LIKE '%%|qa-top|%%' ORDER BY updated_at DESC LIMIT 1",
+            (run, guild_id, State.SENT.value),
+        )
+        return _row(found) if found else None
+
+    def failures(self, run: str, guild_id: int, limit: int = 5) -> list[LedgerRow]:
+        found = self._all(
+            f"SELECT {_COLUMNS} FROM ledger WHERE run = %s AND guild_id = %s AND error IS NOT NULL AND state != %s ORDER BY updated_at DESC LIMIT %s",
+            (run, guild_id, State.SENT.value, limit),
+        )
+        return [_row(r) for r in reversed(found)]
+
+    def count_before(self, run: str, instant: dt.datetime, guild_ids: Iterable[int]) -> int:
+        guilds = list(guild_ids)
+        if not guilds:
+            return 0
+        found = self._one("SELECT COUNT(*) FROM ledger WHERE run = %s AND due_at < %s AND guild_id = ANY(%s)", (run, _utc(instant), guilds))
+        return found[0] if found else 0
+
+    def earliest_due(self, run: str) -> dt.datetime | None:
+        found = self._one("SELECT MIN(due_at) FROM ledger WHERE run = %s", (run,))
+        return _utc(found[0]) if found and found[0] else None
+
+    def forget_run(self, run: str) -> int:
+        if run == LIVE:
+            raise ValueError("the live ledger is never forgotten")
+        return self._execute("DELETE FROM ledger WHERE run = %s", (run,))
+
+    # --- small named values ---------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        found = self._one("SELECT value FROM meta WHERE key = %s", (key,))
+        return found[0] if found else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._execute("INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # --- personal reminders (DMs) -----------------------------------------------------------
+    def follow(self, user_id: int, what: str, key: str, label: str, lead: int) -> bool:
+        """Follow a talk or an author (again: the lead is updated); True when it is new (xmax = 0: inserted, not updated)."""
+        found = self._one(
+            "INSERT INTO follows (user_id, what, key, label, lead, created_at) VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (user_id, what, key) DO UPDATE SET lead = excluded.lead, label = excluded.label RETURNING (xmax = 0)",
+            (user_id, what, key, label[:200], lead, _now()),
+        )
+        return bool(found and found[0])
+
+    def unfollow(self, user_id: int, what: str | None = None, key: str | None = None) -> int:
+        if what is None:
+            return self._execute("DELETE FROM follows WHERE user_id = %s", (user_id,))
+        return self._execute("DELETE FROM follows WHERE user_id = %s AND what = %s AND key = %s", (user_id, what, key))
+
+    def follows_of(self, user_id: int) -> list[Follow]:
+        found = self._all("SELECT user_id, what, key, label, lead FROM follows WHERE user_id = %s ORDER BY created_at, key", (user_id,))
+        return [Follow(*r) for r in found]
+
+    def all_follows(self) -> list[Follow]:
+        return [Follow(*r) for r in self._all("SELECT user_id, what, key, label, lead FROM follows ORDER BY user_id, created_at, key")]
+
+    def dm_channel(self, user_id: int) -> DmChannel | None:
+        found = self._one("SELECT user_id, channel_id, closed, welcomed FROM dm_channels WHERE user_id = %s", (user_id,))
+        return DmChannel(found[0], found[1], bool(found[2]), bool(found[3])) if found else None
+
+    def set_dm_channel(self, user_id: int, *, channel_id: int | None = None, closed: bool | None = None, welcomed: bool | None = None) -> DmChannel:
+        """Change the given fields only, in one statement (None leaves a field as it is)."""
+        found = self._one(
+            "INSERT INTO dm_channels AS d (user_id, channel_id, closed, welcomed, updated_at) "
+            "VALUES (%(user)s, %(channel)s, COALESCE(%(closed)s, FALSE), COALESCE(%(welcomed)s, FALSE), %(now)s) "
+            "ON CONFLICT (user_id) DO UPDATE SET channel_id = COALESCE(%(channel)s, d.channel_id), closed = COALESCE(%(closed)s, d.closed), "
+            "welcomed = COALESCE(%(welcomed)s, d.welcomed), updated_at = %(now)s RETURNING user_id, channel_id, closed, welcomed",
+            {"user": user_id, "channel": channel_id, "closed": closed, "welcomed": welcomed, "now": _now()},
+        )
+        assert found is not None
+        return DmChannel(found[0], found[1], bool(found[2]), bool(found[3]))
+
+    # --- per-guild settings ---------------------------------------------------------------
+    def overrides(self, guild_id: int) -> GuildOverrides:
+        found = self._one("SELECT guild_id, channel_id, leads, enabled, role_id FROM guild_settings WHERE guild_id = %s", (guild_id,))
+        return _overrides(found) if found else GuildOverrides(guild_id)
+
+    def all_overrides(self) -> dict[int, GuildOverrides]:
+        found = self._all("SELECT guild_id, channel_id, leads, enabled, role_id FROM guild_settings ORDER BY guild_id")
+        return {row[0]: _overrides(row) for row in found}
+
+    def set_override(
+        self,
+        guild_id: int,
+        *,
+        channel_id: int | None = None,
+        leads: tuple[int, ...] | None = None,
+        enabled: bool | None = None,
+        role_id: int | None = None,
+    ) -> GuildOverrides:
+        """Change the given fields only (None leaves a field as it is), in one statement."""
+        joined = None if leads is None else ",".join(str(x) for x in sorted(set(leads), reverse=True))
+        found = self._one(
+            "INSERT INTO guild_settings AS g (guild_id, channel_id, leads, enabled, role_id) VALUES (%(guild)s, %(channel)s, %(leads)s, %(enabled)s, %(role)s) "
+            "ON CONFLICT (guild_id) DO UPDATE SET channel_id = COALESCE(%(channel)s, g.channel_id), leads = COALESCE(%(leads)s, g.leads), "
+            "enabled = COALESCE(%(enabled)s, g.enabled), role_id = COALESCE(%(role)s, g.role_id) "
+            "RETURNING guild_id, channel_id, leads, enabled, role_id",
+            {"guild": guild_id, "channel": channel_id, "leads": joined, "enabled": enabled, "role": role_id},
+        )
+        assert found is not None
+        return _overrides(found)
+
+    # --- session Q&A ------------------------------------------------------------------------
+    def add_question(
+        self, guild_id: int, talk_id: str, user_id: int, text: str, anonymous: bool, now: dt.datetime, *, limits: QuestionLimits | None = None
+    ) -> Question:
+        """Store a new open question; with `limits`, QuestionLimitReached (and nothing stored) when one is reached.
+
+        The user's asks are serialised by an advisory lock held to the end of the transaction, so two
+        processes cannot both count "one left" and both insert.
+        """
+
+        def insert(conn: psycopg.Connection) -> Question:
+            if limits is not None:
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_QUESTION_LOCK, user_id % 2**31))
+                if _count_since(conn, user_id, limits.since) >= limits.recent:
+                    raise QuestionLimitReached("recent")
+                if _count_open(conn, user_id, talk_id) >= limits.open_per_talk:
+                    raise QuestionLimitReached("open_per_talk")
+            found = conn.execute(
+                "INSERT INTO questions (guild_id, talk_id, user_id, text, anonymous, created_at) "
+                f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_QUESTION_COLUMNS}",
+                (guild_id, talk_id, user_id, text, anonymous, _utc(now)),
+            ).fetchone()
+            assert found is not None
+            return _question(found)
+
+        return self._run(insert, transaction=True)
+
+    def question(self, qid: int) -> Question | None:
+        found = self._one(f"SELECT {_QUESTION_COLUMNS} FROM questions WHERE id = %s", (qid,))
+        return _question(found) if found else None
+
+    def set_question_message(self, qid: int, channel_id: int | None, message_id: int | None) -> None:
+        self._execute("UPDATE questions SET channel_id = %s, message_id = %s WHERE id = %s", (channel_id, message_id, qid))
+
+    def toggle_vote(self, qid: int, user_id: int) -> tuple[bool, int]:
+        """Give the user's vote, or take it back: (voted now?, the new count), under the question's row lock.
+
+        An unknown question records nothing and answers (False, 0).
+        """
+
+        def toggle(conn: psycopg.Connection) -> tuple[bool, int]:
+            if conn.execute("SELECT 1 FROM questions WHERE id = %s FOR UPDATE", (qid,)).fetchone() is None:
+                return False, 0
+            voted = conn.execute("INSERT INTO question_votes (question_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING", (qid, user_id)).rowcount == 1
+            if not voted:
+                conn.execute("DELETE FROM question_votes WHERE question_id = %s AND user_id = %s", (qid, user_id))
+            found = conn.execute(
+                "UPDATE questions SET votes = (SELECT COUNT(*) FROM question_votes WHERE question_id = %s) WHERE id = %s RETURNING votes", (qid, qid)
+            ).fetchone()
+            assert found is not None
+            return voted, found[0]
+
+        if not -(2**63) <= qid < 2**63:
+            return False, 0
+        return self._run(toggle, transaction=True)
+
+    def voted(self, qid: int, user_id: int) -> bool:
+        return self._one("SELECT 1 FROM question_votes WHERE question_id = %s AND user_id = %s", (qid, user_id)) is not None
+
+    def top_questions(self, guild_id: int, talk_ids: Collection[str], limit: int = 10, states: Sequence[str] = ("open",)) -> list[Question]:
+        talks, wanted = list(dict.fromkeys(talk_ids)), list(states)
+        if not talks or not wanted or limit <= 0:
+            return []
+        query = (
+            f"SELECT {_QUESTION_COLUMNS} FROM questions WHERE guild_id = %s AND talk_id = ANY(%s) AND state = ANY(%s) "
+            "ORDER BY votes DESC, created_at, id LIMIT %s"
+        )
+        return [_question(r) for r in self._all(query, (guild_id, talks, wanted, limit))]
+
+    def set_question_state(self, qid: int, state: str) -> None:
+        if state not in QUESTION_STATES:
+            raise ValueError(f"a question's state is one of {', '.join(QUESTION_STATES)}, not {state!r}")
+        self._execute("UPDATE questions SET state = %s WHERE id = %s", (state, qid))
+
+    def questions_since(self, user_id: int, since: dt.datetime) -> int:
+        return self._run(lambda conn: _count_since(conn, user_id, since))
+
+    def open_questions(self, user_id: int, talk_id: str) -> int:
+        return self._run(lambda conn: _count_open(conn, user_id, talk_id))
+
+
+def _count_since(conn: psycopg.Connection, user_id: int, since: dt.datetime) -> int:
+    found = conn.execute("SELECT COUNT(*) FROM questions WHERE user_id = %s AND created_at >= %s", (user_id, _utc(since))).fetchone()
+    return found[0] if found else 0
+
+
+def _count_open(conn: psycopg.Connection, user_id: int, talk_id: str) -> int:
+    found = conn.execute("SELECT COUNT(*) FROM questions WHERE user_id = %s AND talk_id = %s AND state = 'open'", (user_id, talk_id)).fetchone()
+    return found[0] if found else 0

@@ -321,12 +321,14 @@ import resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 from bot.core.schedule import ScheduleError
 from bot.sources import load_schedule
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
 try:
     load_schedule(sys.argv[1])
 except ScheduleError as err:
     print(err)
-print(f"seconds={time.perf_counter() - start:.3f} peak_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}")
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024
+print(f"seconds={time.perf_counter() - start:.3f} grown_mb={grown}")
 """
 
 
@@ -341,7 +343,7 @@ def test_a_billion_laughs_key_is_refused_at_once_in_little_memory(tmp_path: Path
     assert f"{bomb}:8: field 'h': the file expands to more than {MAX_VALUES:,} values" in done.stdout
     figures = dict(part.split("=") for part in done.stdout.split()[-2:])
     assert float(figures["seconds"]) < 1.0
-    assert int(figures["peak_mb"]) < 200
+    assert int(figures["grown_mb"]) < 50  # the peak grew this little while loading (imports excluded); it once grew by 3 GB
 
 
 @pytest.mark.parametrize(

@@ -313,3 +313,22 @@ async def test_ten_long_questions_fit_the_chair_list_and_the_top_post(standin, s
     (digest,) = digests(standin)
     assert len(digest.embeds[0]["fields"]) == 5
     assert all(r.status < 400 for r in standin.requests if r.route), [r.response for r in standin.requests if r.status >= 400]
+
+
+async def test_with_talk_threads_the_dm_reminder_links_to_the_talks_thread(standin, schedule, tmp_path):
+    from bot.discord_ui.remind import PersonalReminders
+    from bot.state.store import Store
+
+    await grant(standin, CREATE_PUBLIC_THREADS | SEND_MESSAGES_IN_THREADS)
+    store = Store(tmp_path / "bot.sqlite3")
+    store.follow(ALICE, "talk", "shooting-formulation", "A shooting formulation of deep learning", 4)  # after the channel's 5-minute one
+    store.close()
+    clock = ReplayClock(pst(5, 54), 60.0)
+    bot = make_bot(tmp_path, standin, schedule, clock, talk_threads=True)
+    bot.extensions.append(PersonalReminders(bot.settings, clock))
+    async with running_client(bot, token=TOKEN):
+        await wait_for(lambda: [m for m in standin.dms(ALICE) if m.embeds], 10)
+    (thread,) = standin.threads(standin.channel_id)
+    (dm,) = [m for m in standin.dms(ALICE) if m.embeds]
+    fields = {f["name"]: f["value"] for f in dm.embeds[0]["fields"]}
+    assert fields["Discussion"] == f"[The talk's thread](https://discord.com/channels/{standin.guild_id}/{thread.id})"

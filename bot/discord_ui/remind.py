@@ -224,6 +224,9 @@ class PersonalReminders:
         r = delivery.reminder
         programme = self.bot.programme
         reply = render_reminder(r.talk, programme.schedule, delivery.now, None, delivery.marker, programme.moved_from.get(r.talk.id))
+        link = self._thread_link(r.talk.id)
+        if link is not None:  # TALK_THREADS: where the talk's questions and discussion are
+            reply.embeds[0].add_field(name="Discussion", value=f"[The talk's thread]({link})", inline=False)
         try:
             return await self._post(
                 r.channel_id, embeds=list(reply.embeds), content=reply.content, nonce=delivery.nonce, allowed_mentions=discord.AllowedMentions.none()
@@ -232,6 +235,18 @@ class PersonalReminders:
             raise
         except discord.HTTPException as err:
             raise SendError(f"{err.status} from Discord sending a DM to user {r.channel_id}: {err.text[:200]}", permanent=err.status in (403, 404)) from err
+
+    def _thread_link(self, talk_id: str) -> str | None:
+        """A link to the talk's thread (TALK_THREADS), in the home guild first, else any guild that has one."""
+        assert self.bot is not None
+        finders = [e.thread_of for e in self.bot.extensions if callable(getattr(e, "thread_of", None))]
+        guilds = [g for g in (self.settings.guild_id,) if g] + [g.id for g in self.bot.guilds if g.id != self.settings.guild_id]
+        for guild_id in guilds:
+            for find in finders:
+                thread = find(guild_id, talk_id)
+                if thread:
+                    return f"https://discord.com/channels/{guild_id}/{thread}"
+        return None
 
     async def welcome(self, user_id: int) -> bool:
         """The first /remind says hello by DM; False when the user's settings refuse DMs (they are told how to allow them)."""

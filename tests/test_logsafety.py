@@ -61,8 +61,9 @@ def test_json_token_fields_are_masked_whatever_their_name() -> None:
 
 
 def test_tokens_in_interaction_and_webhook_paths_are_masked() -> None:
-    callback = f"https://discord.com/api/v10/interactions/123456789/{INTERACTION_TOKEN}/callback?with_response=true"
-    followup = f"https://discord.com/api/v10/webhooks/987654321/{INTERACTION_TOKEN}/messages/@original"
+    base = discord.http.Route.BASE  # as discord.py writes its request lines (only a string here: nothing is contacted)
+    callback = f"{base}/interactions/123456789/{INTERACTION_TOKEN}/callback?with_response=true"
+    followup = f"{base}/webhooks/987654321/{INTERACTION_TOKEN}/messages/@original"
     line = masked("%s %s with %s has returned %s", "POST", callback, None, 204) + masked("Webhook ID %s with %s %s", 9, "PATCH", followup)
     assert INTERACTION_TOKEN not in line
     assert f"/interactions/123456789/{MASK}/callback?with_response=true" in line

@@ -317,6 +317,7 @@ async def test_ten_long_questions_fit_the_chair_list_and_the_top_post(standin, s
 
 async def test_with_talk_threads_the_dm_reminder_links_to_the_talks_thread(standin, schedule, tmp_path):
     from bot.discord_ui.remind import PersonalReminders
+    from bot.discord_ui.render import jump_link
     from bot.state.store import Store
 
     await grant(standin, CREATE_PUBLIC_THREADS | SEND_MESSAGES_IN_THREADS)
@@ -331,4 +332,4 @@ async def test_with_talk_threads_the_dm_reminder_links_to_the_talks_thread(stand
     (thread,) = standin.threads(standin.channel_id)
     (dm,) = [m for m in standin.dms(ALICE) if m.embeds]
     fields = {f["name"]: f["value"] for f in dm.embeds[0]["fields"]}
-    assert fields["Discussion"] == f"[The talk's thread](https://discord.com/channels/{standin.guild_id}/{thread.id})"
+    assert fields["Discussion"] == f"[The talk's thread]({jump_link(standin.guild_id, thread.id)})"

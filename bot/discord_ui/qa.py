@@ -55,7 +55,7 @@ UNKNOWN = "That question no longer exists here."
 
 
 def question_url(guild_id: int, q: Question) -> str | None:
-    return f"https://discord.com/channels/{guild_id}/{q.channel_id}/{q.message_id}" if q.channel_id and q.message_id else None
+    return render.jump_link(guild_id, q.channel_id, q.message_id) if q.channel_id and q.message_id else None
 
 
 def render_question(q: Question, talk: Talk | None, asker: str) -> discord.Embed:
@@ -352,7 +352,7 @@ class QaExtension:
                 log.warning("qa: could not post question %s in channel %s of guild %s: %s %s", q.id, destination, q.guild_id, err.status, err.text[:200])
                 continue
             self.store.set_question_message(q.id, destination, message.id)
-            return f"https://discord.com/channels/{q.guild_id}/{destination}/{message.id}"
+            return render.jump_link(q.guild_id, destination, message.id)
         self.store.set_question_state(q.id, "hidden")
         return None
 

@@ -245,7 +245,7 @@ class PersonalReminders:
             for find in finders:
                 thread = find(guild_id, talk_id)
                 if thread:
-                    return f"https://discord.com/channels/{guild_id}/{thread}"
+                    return render.jump_link(guild_id, thread)
         return None
 
     async def welcome(self, user_id: int) -> bool:

@@ -62,6 +62,14 @@ def clean(text: str) -> str:
     return text.replace("<@", "<\u200b@").replace("<#", "<\u200b#")
 
 
+CHANNELS_URL = "https://discord.com/channels"
+
+
+def jump_link(guild_id: int, channel_id: int, message_id: int | None = None) -> str:
+    """A link that opens a channel, a thread or a message in Discord."""
+    return f"{CHANNELS_URL}/{guild_id}/{channel_id}" + (f"/{message_id}" if message_id is not None else "")
+
+
 def fit(text: str, limit: int) -> str:
     """`text` cut to `limit` characters with an ellipsis, never ending on a lone backslash."""
     if len(text) <= limit:

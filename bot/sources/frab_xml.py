@@ -6,11 +6,11 @@ to anything outside itself is refused at that line before anything is expanded o
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+from xml.etree.ElementTree import Element, TreeBuilder  # building the tree only: parsing is defusedxml's
 from zoneinfo import ZoneInfo
 
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import DefusedXMLParser
+from defusedxml.ElementTree import DefusedXMLParser, ParseError
 
 from bot.core.schedule import Problem, ScheduleError
 from bot.sources.draft import Draft, Place
@@ -29,20 +29,20 @@ def read(data: bytes, source: str, timezone: ZoneInfo | None = None) -> Draft:
     return reader.assembler.draft(raw)
 
 
-def _parse(data: bytes, source: str) -> tuple[ET.Element, dict[int, int]]:
+def _parse(data: bytes, source: str) -> tuple[Element, dict[int, int]]:
     """The root element and the line of each element (by id), from a parser that expands no entities."""
     lines: dict[int, int] = {}
 
-    def element(tag: str, attrs: dict[str, str]) -> ET.Element:
-        made = ET.Element(tag.rpartition("}")[2], attrs)  # a namespaced export reads like a plain one
+    def element(tag: str, attrs: dict[str, str]) -> Element:
+        made = Element(tag.rpartition("}")[2], attrs)  # a namespaced export reads like a plain one
         lines[id(made)] = parser.parser.CurrentLineNumber
         return made
 
-    parser = DefusedXMLParser(target=ET.TreeBuilder(element_factory=element), forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    parser = DefusedXMLParser(target=TreeBuilder(element_factory=element), forbid_dtd=False, forbid_entities=True, forbid_external=True)
     try:
         parser.feed(data)
         return parser.close(), lines
-    except ET.ParseError as err:
+    except ParseError as err:
         line, column = err.position
         raise ScheduleError(source, [Problem(line, "(syntax)", f"not well-formed XML at column {column + 1}: {_reason(err)}")]) from None
     except DefusedXmlException as err:
@@ -52,7 +52,7 @@ def _parse(data: bytes, source: str) -> tuple[ET.Element, dict[int, int]]:
         raise ScheduleError(source, [Problem(1, "(document)", f"not readable as XML: {err}")]) from None
 
 
-def _reason(err: ET.ParseError) -> str:
+def _reason(err: ParseError) -> str:
     return str(err).split(": line", 1)[0]
 
 
@@ -74,17 +74,17 @@ class _Reader:
         self.assembler = Assembler(source, timezone)
         self.lines = lines
 
-    def at(self, element: ET.Element) -> Place:
+    def at(self, element: Element) -> Place:
         return Place(line=self.lines.get(id(element), 0))
 
-    def conference(self, root: ET.Element) -> RawConference:
+    def conference(self, root: Element) -> RawConference:
         if root.tag != "schedule":
             self.assembler.refuse(self.at(root), root.tag, f"not a frab/pentabarf schedule: the document is <{root.tag}>, not <schedule>")
             return RawConference(self.at(root))
         conference = root.find("conference")
         if conference is None:
             self.assembler.note(self.at(root), "conference", "no <conference>: no name and no time zone")
-            conference = ET.Element("conference")
+            conference = Element("conference")
             self.lines[id(conference)] = self.lines.get(id(root), 0)
         zone = conference.find("time_zone_name")
         return RawConference(
@@ -96,7 +96,7 @@ class _Reader:
             days=[self._day(day) for day in root.findall("day")],
         )
 
-    def _day(self, day: ET.Element) -> RawDay:
+    def _day(self, day: Element) -> RawDay:
         return RawDay(
             place=self.at(day),
             date=day.get("date", ""),
@@ -104,10 +104,10 @@ class _Reader:
             rooms=[self._room(room) for room in day.findall("room")],
         )
 
-    def _room(self, room: ET.Element) -> RawRoom:
+    def _room(self, room: Element) -> RawRoom:
         return RawRoom(self.at(room), room.get("name", ""), [self._event(event) for event in room.findall("event")])
 
-    def _event(self, event: ET.Element) -> RawEvent:
+    def _event(self, event: Element) -> RawEvent:
         raw = RawEvent(self.at(event), guid=event.get("guid", ""), id=event.get("id", ""))
         for name in _TEXT_FIELDS:
             child = event.find(name)
@@ -118,6 +118,6 @@ class _Reader:
         return raw
 
 
-def _text(element: ET.Element | None) -> str:
+def _text(element: Element | None) -> str:
     """All the text inside an element, stripped; abstracts may hold markup as elements, not only as text."""
     return "".join(element.itertext()).strip() if element is not None else ""

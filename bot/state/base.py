@@ -133,6 +133,18 @@ class QuestionLimitReached(Exception):
         self.which = which
 
 
+def leads_text(leads: tuple[int, ...]) -> str:
+    """How both backends store a guild's leads: '10,2' (no repeats, longest first)."""
+    return ",".join(str(x) for x in sorted(set(leads), reverse=True))
+
+
+def overrides_from_row(row: Sequence) -> GuildOverrides:
+    """(guild_id, channel_id, leads text, enabled, role_id) as either backend returns it."""
+    guild_id, channel_id, leads, enabled, role_id = row
+    parsed = tuple(int(x) for x in leads.split(",")) if leads else None
+    return GuildOverrides(guild_id, channel_id, parsed, None if enabled is None else bool(enabled), role_id)
+
+
 def utc_text(instant: dt.datetime) -> str:
     """Instants are stored in UTC, so that text order is time order."""
     return instant.astimezone(dt.UTC).isoformat()

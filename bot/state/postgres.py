@@ -31,6 +31,8 @@ from bot.state.base import (
     QuestionLimits,
     State,
     StateError,
+    leads_text,
+    overrides_from_row,
 )
 
 log = logging.getLogger(__name__)
@@ -153,12 +155,6 @@ def _values(row: NewRow, state: State, attempts: int, error: str | None) -> tupl
 def _question(row: Sequence) -> Question:
     qid, guild_id, talk_id, user_id, text, anonymous, created_at, state, votes, channel_id, message_id = row
     return Question(qid, guild_id, talk_id, user_id, text, bool(anonymous), _utc(created_at), state, votes, channel_id, message_id)
-
-
-def _overrides(found: Sequence) -> GuildOverrides:
-    guild_id, channel_id, leads, enabled, role_id = found
-    parsed = tuple(int(x) for x in leads.split(",")) if leads else None
-    return GuildOverrides(guild_id, channel_id, parsed, enabled, role_id)
 
 
 class PostgresStore:
@@ -385,11 +381,11 @@ class PostgresStore:
     # --- per-guild settings ---------------------------------------------------------------
     def overrides(self, guild_id: int) -> GuildOverrides:
         found = self._one("SELECT guild_id, channel_id, leads, enabled, role_id FROM guild_settings WHERE guild_id = %s", (guild_id,))
-        return _overrides(found) if found else GuildOverrides(guild_id)
+        return overrides_from_row(found) if found else GuildOverrides(guild_id)
 
     def all_overrides(self) -> dict[int, GuildOverrides]:
         found = self._all("SELECT guild_id, channel_id, leads, enabled, role_id FROM guild_settings ORDER BY guild_id")
-        return {row[0]: _overrides(row) for row in found}
+        return {row[0]: overrides_from_row(row) for row in found}
 
     def set_override(
         self,
@@ -401,7 +397,7 @@ class PostgresStore:
         role_id: int | None = None,
     ) -> GuildOverrides:
         """Change the given fields only (None leaves a field as it is), in one statement."""
-        joined = None if leads is None else ",".join(str(x) for x in sorted(set(leads), reverse=True))
+        joined = None if leads is None else leads_text(leads)
         found = self._one(
             "INSERT INTO guild_settings AS g (guild_id, channel_id, leads, enabled, role_id) VALUES (%(guild)s, %(channel)s, %(leads)s, %(enabled)s, %(role)s) "
             "ON CONFLICT (guild_id) DO UPDATE SET channel_id = COALESCE(%(channel)s, g.channel_id), leads = COALESCE(%(leads)s, g.leads), "
@@ -410,7 +406,7 @@ class PostgresStore:
             {"guild": guild_id, "channel": channel_id, "leads": joined, "enabled": enabled, "role": role_id},
         )
         assert found is not None
-        return _overrides(found)
+        return overrides_from_row(found)
 
     # --- session Q&A ------------------------------------------------------------------------
     def add_question(

@@ -33,6 +33,8 @@ from bot.state.base import (
     State,
     StateError,
     StateStore,
+    leads_text,
+    overrides_from_row,
     utc_text,
 )
 
@@ -409,11 +411,11 @@ class Store:
     # --- per-guild settings ----------------------------------------------------------
     def overrides(self, guild_id: int) -> GuildOverrides:
         found = self._execute("SELECT guild_id, channel_id, leads, enabled, role_id FROM guild_settings WHERE guild_id = ?", (guild_id,)).fetchone()
-        return _overrides(found) if found else GuildOverrides(guild_id)
+        return overrides_from_row(found) if found else GuildOverrides(guild_id)
 
     def all_overrides(self) -> dict[int, GuildOverrides]:
         found = self._execute("SELECT guild_id, channel_id, leads, enabled, role_id FROM guild_settings ORDER BY guild_id").fetchall()
-        return {row[0]: _overrides(row) for row in found}
+        return {row[0]: overrides_from_row(row) for row in found}
 
     def set_override(
         self,
@@ -427,7 +429,7 @@ class Store:
         """Change the given fields only (None leaves a field as it is)."""
         changes = {"channel_id": channel_id, "enabled": None if enabled is None else int(enabled), "role_id": role_id}
         if leads is not None:
-            changes["leads"] = ",".join(str(x) for x in sorted(set(leads), reverse=True))
+            changes["leads"] = leads_text(leads)
         changes = {k: v for k, v in changes.items() if v is not None}
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -564,12 +566,6 @@ def _where(states: Sequence[State], run: str | None, guild_id: int | None) -> tu
         clauses.append("guild_id = ?")
         args.append(guild_id)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
-
-
-def _overrides(found: Sequence) -> GuildOverrides:
-    guild_id, channel_id, leads, enabled, role_id = found
-    parsed = tuple(int(x) for x in leads.split(",")) if leads else None
-    return GuildOverrides(guild_id, channel_id, parsed, None if enabled is None else bool(enabled), role_id)
 
 
 def _explain(path: Path, err: Exception) -> str:

@@ -318,7 +318,7 @@ def _folded(texts: Iterable[str]) -> list[str]:
     return out
 
 
-def _author_key(name: str, folded: str | None = None) -> str:
+def author_key(name: str, folded: str | None = None) -> str:
     """A stable id for a name: its folded words joined by '-', or a digest for a name with no letters at all."""
     key = "-".join((fold(name) if folded is None else folded).split())[:100]
     return key or "author-" + hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
@@ -332,7 +332,7 @@ class _NameFolds(dict):
         return folded
 
     def key(self, name: str) -> str:
-        return _author_key(name, self[name])
+        return author_key(name, self[name])
 
     def words(self, names: tuple[str, ...]) -> list[str]:
         """words(" ".join(names)), from each name folded once."""
@@ -451,7 +451,7 @@ class SearchIndex:
         return self._by_key.get(key)
 
     def author_named(self, name: str) -> Author | None:
-        return self._by_key.get(_author_key(name))
+        return self._by_key.get(author_key(name))
 
     def find_authors(self, query: str, limit: int = 10) -> list[AuthorMatch]:
         q = fold(query)

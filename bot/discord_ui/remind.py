@@ -25,7 +25,7 @@ from bot.core import answers
 from bot.core.changes import Change, What
 from bot.core.clock import Clock
 from bot.core.schedule import Schedule, Talk
-from bot.core.search import _author_key
+from bot.core.search import author_key
 from bot.discord_ui import render
 from bot.discord_ui.commands import CHOICES_MAX, Query, safe_autocomplete, to_choices
 from bot.discord_ui.reminders import render_reminder
@@ -148,7 +148,7 @@ class PersonalReminders:
 
     def _followers(self, talk: Talk) -> list[int]:
         assert self.store is not None
-        keys = {("talk", talk.id), *(("author", _author_key(name)) for name in talk.authors)}
+        keys = {("talk", talk.id), *(("author", author_key(name)) for name in talk.authors)}
         return sorted({f.user_id for f in self.store.all_follows() if (f.what, f.key) in keys})
 
     async def _notify(self, user_id: int, change: Change, version: str) -> None:

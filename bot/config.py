@@ -68,6 +68,22 @@ class Settings:
     qa_channel_id: int | None = None  # QA_CHANNEL_ID: where /ask posts questions; None: the reminder channel
     chair_role_id: int | None = None  # CHAIR_ROLE_ID: members with it are chairs, as are those with Manage Messages
     talk_threads: bool = False  # TALK_THREADS: a public thread on each talk's channel reminder, where its questions go
+    shard_count: int | None = None  # SHARD_COUNT: run an AutoShardedClient over this many shards in all
+    shard_ids: tuple[int, ...] | None = None  # SHARD_IDS: the shards this process holds (all of them when unset)
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard_count is not None
+
+    def shard_of(self, guild_id: int) -> int:
+        """Discord's rule: the shard that receives a guild's events."""
+        return (guild_id >> 22) % (self.shard_count or 1)
+
+    def owns_guild(self, guild_id: int) -> bool:
+        """Guild work (its channel reminders, announcements, digests, events) is done by the process holding its shard."""
+        if self.shard_count is None or self.shard_ids is None:
+            return True
+        return self.shard_of(guild_id) in self.shard_ids
 
 
 def _snowflake(env: Mapping[str, str], name: str) -> int | None:
@@ -195,6 +211,25 @@ def _scheduled_events(env: Mapping[str, str], guild_id: int | None) -> bool:
     return enabled
 
 
+def _shards(env: Mapping[str, str]) -> tuple[int | None, tuple[int, ...] | None]:
+    """SHARD_COUNT (1 to 10,000) and SHARD_IDS (e.g. 0,1: each below SHARD_COUNT); SHARD_IDS needs SHARD_COUNT."""
+    count_raw, ids_raw = env.get("SHARD_COUNT", "").strip(), env.get("SHARD_IDS", "").strip()
+    if not count_raw:
+        if ids_raw:
+            raise ConfigError("SHARD_IDS needs SHARD_COUNT: the number of shards all processes share, e.g. SHARD_COUNT=4 SHARD_IDS=0,1")
+        return None, None
+    count = _int(env, "SHARD_COUNT", 1, 1, 10_000)
+    if not ids_raw:
+        return count, None
+    parts = [part.strip() for part in ids_raw.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() for part in parts):
+        raise ConfigError(f"SHARD_IDS must list shard numbers separated by commas, e.g. 0,1; got {ids_raw[:80]!r}")
+    ids = tuple(sorted({int(part) for part in parts}))
+    if ids[-1] >= count:
+        raise ConfigError(f"SHARD_IDS may list shards 0 to {count - 1} (SHARD_COUNT={count}); got {ids_raw[:80]!r}")
+    return count, ids
+
+
 def _log_level(env: Mapping[str, str]) -> str:
     level = (env.get("LOG_LEVEL", "").strip() or "INFO").upper()
     if level not in logging.getLevelNamesMapping():
@@ -207,6 +242,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
     token = env.get("DISCORD_TOKEN", "").strip()
     if any(c.isspace() for c in token):
         raise ConfigError("DISCORD_TOKEN does not look like a bot token (copy it from the Developer Portal, Bot tab)")
+    shard_count, shard_ids = _shards(env)
     return Settings(
         discord_token=Secret(token),
         guild_id=_snowflake(env, "DISCORD_GUILD_ID"),
@@ -229,6 +265,8 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         qa_channel_id=_snowflake(env, "QA_CHANNEL_ID"),
         chair_role_id=_snowflake(env, "CHAIR_ROLE_ID"),
         talk_threads=_switch(env, "TALK_THREADS"),
+        shard_count=shard_count,
+        shard_ids=shard_ids,
     )
 
 

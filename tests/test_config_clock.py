@@ -37,6 +37,9 @@ def test_defaults():
         ("REMINDER_GRACE_MINUTES", "-3"),
         ("LOG_LEVEL", "LOUD"),
         ("DISCORD_TOKEN", "two words"),
+        ("SHARD_COUNT", "0"),
+        ("SHARD_COUNT", "four"),
+        ("SHARD_IDS", "0,1"),  # without SHARD_COUNT
     ],
 )
 def test_bad_values_name_the_variable(name, value):
@@ -93,3 +96,20 @@ def test_replay_clock_refuses_naive_start():
 def test_make_clock_is_the_system_clock_without_replay():
     assert isinstance(make_clock(None), SystemClock)
     assert isinstance(make_clock(None, 10), ReplayClock)
+
+
+@pytest.mark.parametrize("ids", ["4", "0,x", "-1", ","])
+def test_shard_ids_must_be_shards_of_shard_count(ids):
+    with pytest.raises(ConfigError, match="SHARD_IDS"):
+        settings_from({"SHARD_COUNT": "4", "SHARD_IDS": ids})
+
+
+def test_a_process_owns_the_guilds_of_its_shards_only():
+    # Discord's rule: a guild's events go to shard (guild_id >> 22) % shard_count.
+    guilds = [(shard << 22) + 7 for shard in range(8)]
+    settings = settings_from({"SHARD_COUNT": "4", "SHARD_IDS": " 1, 3,1"})
+    assert settings.shard_ids == (1, 3)
+    assert [settings.shard_of(g) for g in guilds] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert [g for g in guilds if settings.owns_guild(g)] == [guilds[1], guilds[3], guilds[5], guilds[7]]
+    assert all(settings_from({"SHARD_COUNT": "4"}).owns_guild(g) for g in guilds)  # every shard: every guild
+    assert all(settings_from({}).owns_guild(g) for g in guilds) and not settings_from({}).sharded

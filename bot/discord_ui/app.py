@@ -229,6 +229,9 @@ class SessionBot(discord.Client):
             summary = "; ".join(done)
             self.sync_summary = summary[:1].upper() + summary[1:] + "."
             return
+        if guild_id is not None and not self.settings.owns_guild(guild_id):
+            log.info("Commands: guild %s is on shard %d; the process holding it syncs them", guild_id, self.settings.shard_of(guild_id))
+            return
         try:
             if guild_id is not None:
                 guild = discord.Object(id=guild_id)
@@ -287,6 +290,44 @@ class SessionBot(discord.Client):
         await super().close()
 
 
+IDENTIFY_WINDOW = 5.0  # seconds: Discord allows max_concurrency IDENTIFYs per window, per bucket shard_id % max_concurrency
+
+
+class ShardedSessionBot(SessionBot, discord.AutoShardedClient):
+    """SHARD_COUNT/SHARD_IDS: the same bot over Discord's gateway shards, this process holding SHARD_IDS.
+
+    The gateway sends each shard only its guilds' events, so `guilds` holds this process's guilds;
+    guild work (channel reminders, announcements, digests, events) follows it, and
+    `Settings.owns_guild` states the rule where a guild id comes from elsewhere (DISCORD_GUILD_ID).
+    Work of no guild (DMs) is claimed in the shared state, so any process may do it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        settings: Settings = args[0] if args else kwargs["settings"]
+        ids = list(settings.shard_ids) if settings.shard_ids is not None else None
+        super().__init__(*args, shard_count=settings.shard_count, shard_ids=ids, **kwargs)
+        self._max_concurrency: int | None = None
+        self._identified: dict[int, float] = {}
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Pace IDENTIFYs by Discord's session start limit instead of discord.py's flat 5 s per shard:
+        bots granted a max_concurrency above 1 start their shards that many at a time."""
+        if self._max_concurrency is None:
+            try:
+                self._max_concurrency = max(1, (await self.fetch_session_start_limits()).max_concurrency)
+            except (discord.HTTPException, KeyError, TypeError):
+                self._max_concurrency = 1
+        loop = asyncio.get_running_loop()
+        bucket = (shard_id or 0) % self._max_concurrency
+        wait = self._identified.get(bucket, -IDENTIFY_WINDOW) + IDENTIFY_WINDOW - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._identified[bucket] = loop.time()
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        log.info("Shard %d of %d ready", shard_id, self.shard_count or 1)
+
+
 def _build(settings: Settings, schedule_path: Path, clock: Clock, scope: SyncScope) -> SessionBot:
     from bot.sources.watch import fetch_at_start
     from bot.state.prepared import load_prepared
@@ -307,7 +348,8 @@ def _build(settings: Settings, schedule_path: Path, clock: Clock, scope: SyncSco
     if scope is SyncScope.GUILD_IF_SET:
         clock, run = resumable_clock(clock, settings, schedule)
     extensions = default_extensions(settings, schedule, index, clock, run, source, served)
-    return SessionBot(settings, schedule, index, clock, extensions, sync_scope=scope)
+    cls = ShardedSessionBot if settings.sharded and scope is SyncScope.GUILD_IF_SET else SessionBot
+    return cls(settings, schedule, index, clock, extensions, sync_scope=scope)
 
 
 def resumable_clock(clock: Clock, settings: Settings, schedule: Schedule) -> tuple[Clock, str]:

@@ -189,6 +189,9 @@ class EventsExtension:
         guild_id = self.settings.guild_id
         if guild_id is None:
             return
+        if not self.settings.owns_guild(guild_id):
+            log.info("events: guild %s is on shard %d, which another process holds; it keeps the events", guild_id, self.settings.shard_of(guild_id))
+            return
         await self._wake.wait()
         while True:
             self._wake.clear()

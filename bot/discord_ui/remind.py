@@ -33,6 +33,7 @@ from bot.reminders.personal import DM_GUILD, LEAD_MAX, Followed, cancel, follow_
 from bot.reminders.plan import Plan
 from bot.reminders.service import Delivery, ReminderService, SendError
 from bot.state import open_store
+from bot.state.base import Follow
 from bot.state.store import LIVE, NewRow, Store
 
 if TYPE_CHECKING:
@@ -98,6 +99,8 @@ class PersonalReminders:
         self.bot: SessionBot | None = None
         self.service: ReminderService | None = None
         self.default_lead = settings.reminder_leads[0] if settings.reminder_leads else 5
+        self._planned_follows: list[Follow] | None = None
+        self._watch: asyncio.Task | None = None
 
     def __repr__(self) -> str:
         return f"PersonalReminders(run={self.run!r})"
@@ -124,10 +127,35 @@ class PersonalReminders:
             calendar.followed = self.followed_talk_ids  # /calendar mine
         if getattr(bot, "serving", True):
             self.service.start()
+            if self.settings.state_url is not None:  # other processes record follows too: look for them
+                self._watch = asyncio.create_task(self._watch_follows(), name="remind:follows")
 
     def plan(self, schedule: Schedule, run: str) -> Plan:
         assert self.store is not None and self.bot is not None
-        return plan_personal(schedule, self.bot.programme.index, self.store.all_follows(), run)
+        follows = self.store.all_follows()
+        self._planned_follows = follows
+        return plan_personal(schedule, self.bot.programme.index, follows, run)
+
+    @property
+    def follows_poll_seconds(self) -> float:
+        """How often a process sharing the state looks for follows recorded by the others: a quarter of the
+        grace window in real seconds (so a follow made elsewhere is planned here before its DM is too late),
+        between 1 and 30 s."""
+        grace_real = self.settings.reminder_grace_minutes * 60 / self.clock.speed
+        return min(30.0, max(1.0, grace_real / 4))
+
+    async def _watch_follows(self) -> None:
+        """With several processes on one database, any of them may send a DM (the ledger's claim decides
+        which), so each plans every follow, including those another process recorded."""
+        while True:
+            await asyncio.sleep(self.follows_poll_seconds)
+            try:
+                assert self.store is not None and self.service is not None
+                follows = await asyncio.to_thread(self.store.all_follows)
+                if follows != self._planned_follows:
+                    await self.service.replan()
+            except Exception:
+                log.exception("remind: could not look for new follows; trying again")
 
     async def guilds_changed(self) -> None:
         if self.service is not None and getattr(self.bot, "serving", True):
@@ -175,6 +203,10 @@ class PersonalReminders:
         self.store.mark_sent(rid, message_id)
 
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
         if self.service is not None:
             await self.service.close()
         if self.store is not None and self._own_store:

@@ -208,7 +208,8 @@ class ReminderExtension:
 
     def targets(self) -> list[Target]:
         assert self.store is not None
-        guilds = [g.id for g in self.bot.guilds] if self.bot is not None else []
+        # With SHARD_COUNT, the gateway brings only this process's shards' guilds; the filter states the rule.
+        guilds = [g.id for g in self.bot.guilds if self.settings.owns_guild(g.id)] if self.bot is not None else []
         return guild_targets(self.settings, guilds, self.store.all_overrides(), self.home_guild())
 
     def target_of(self, guild_id: int) -> Target | None:

@@ -132,13 +132,14 @@ def _with_zone(ident: bytes, timezone: ZoneInfo | None) -> bytes:
 
 
 def _fresh(source: Path, timezone: ZoneInfo | None = None, max_bytes: int | None = MAX_BYTES) -> tuple[Schedule, SearchIndex]:
-    return _parsed(read_file(source, max_bytes=max_bytes), source, timezone)
+    schedule = _parsed(read_file(source, max_bytes=max_bytes), source, timezone)
+    return schedule, SearchIndex(schedule)
 
 
-def _parsed(data: bytes, source: Path, timezone: ZoneInfo | None) -> tuple[Schedule, SearchIndex]:
+def _parsed(data: bytes, source: Path, timezone: ZoneInfo | None) -> Schedule:
     schedule, warnings = parse_bytes(data, str(source), timezone, max_bytes=None)
     log_warnings(str(source), warnings)
-    return schedule, SearchIndex(schedule)
+    return schedule
 
 
 def _prepare(
@@ -146,22 +147,26 @@ def _prepare(
 ) -> tuple[Schedule, SearchIndex]:
     """Parse and index the file, and keep a copy named after the very bytes parsed."""
     data = read_file(source, max_bytes=max_bytes)
-    schedule, index = _parsed(data, source, timezone)
     ident = _with_zone(source_id(data), timezone)
+    schedule = _parsed(data, source, timezone)
+    del data  # the file's bytes are not kept while the index is built and the copy written
+    index = SearchIndex(schedule)
     try:
-        blob = dumps(schedule, index, ident, key)
+        parts = _Parts(schedule, index)
     except CacheUnsupported as err:
         log.warning("schedule: cannot keep a prepared copy (%s); every start parses the file again", err)
     except Exception:  # a bug here must not keep a good schedule from being served
         log.exception("schedule: cannot keep a prepared copy; every start parses the file again")
     else:
-        _write(_named(source, ident, cache_dir), blob)
+        _write(_named(source, ident, cache_dir), parts, lambda handle, parts: parts.write(handle, ident, key))
     return schedule, index
 
 
 def dumps(schedule: Schedule, index: SearchIndex, ident: bytes, key: bytes | None) -> bytes:
     """A sealed copy of a schedule and its index; CacheUnsupported for a value the format cannot hold."""
-    return pack(ident, *encode(schedule, index), key)
+    out = io.BytesIO()
+    _Parts(schedule, index).write(out, ident, key)
+    return out.getvalue()
 
 
 def loads(blob: bytes, ident: bytes, key: bytes | None, source: str) -> tuple[Schedule, SearchIndex]:
@@ -196,6 +201,42 @@ def pack(ident: bytes, document: bytes, texts: bytes, arrays: bytes, key: bytes 
     """magic | seal over (magic, ident, the rest) | two lengths | JSON document | UTF-8 texts | .npz"""
     body = b"".join([len(document).to_bytes(8, "little"), len(texts).to_bytes(8, "little"), document, texts, arrays])
     return _MAGIC + _seal(ident, memoryview(body), key) + body
+
+
+class _Parts:
+    """A copy's parts, written one after the other as `pack` lays them out, with no copy of the whole.
+
+    Joined in memory, a 10,000-talk copy (32 MB) was made three times over before it was written: most
+    of the first load's peak memory. The abstracts are encoded one at a time, as they are written.
+    """
+
+    def __init__(self, schedule: Schedule, index: SearchIndex) -> None:
+        self.document, self.abstracts, arrays = _encode(schedule, index)
+        self.texts = int(arrays["abstract_ends"][-1]) if len(self.abstracts) else 0
+        self.arrays = io.BytesIO()
+        np.savez(self.arrays, **arrays)
+
+    def write(self, handle: BinaryIO, ident: bytes, key: bytes | None) -> None:
+        """Written with a blank seal, then sealed: the seal covers what follows it, known only once written."""
+        mac = hmac.new(key, digestmod=hashlib.sha256) if key is not None else hashlib.sha256()
+        start = handle.tell()
+        handle.write(_MAGIC + bytes(_SEAL))
+        mac.update(_MAGIC)
+        mac.update(ident)
+
+        def put(part: bytes | memoryview) -> None:
+            mac.update(part)
+            handle.write(part)
+
+        put(len(self.document).to_bytes(8, "little") + self.texts.to_bytes(8, "little"))
+        put(self.document)
+        for abstract in self.abstracts:
+            put(abstract.encode("utf-8", "surrogatepass"))
+        put(self.arrays.getbuffer())
+        end = handle.tell()
+        handle.seek(start + len(_MAGIC))
+        handle.write(mac.digest())
+        handle.seek(end)
 
 
 def unpack(blob: bytes, ident: bytes, key: bytes | None) -> tuple[bytes, memoryview, memoryview]:
@@ -254,7 +295,7 @@ def _write_all(handle: BinaryIO, blob: bytes) -> None:
     handle.write(blob)
 
 
-def _write(target: Path, blob: bytes, write: Callable[[BinaryIO, bytes], object] = _write_all) -> None:
+def _write(target: Path, blob: Any, write: Callable[[BinaryIO, Any], object] = _write_all) -> None:
     """Write atomically (a killed process or a full disk leaves no half file), then drop older copies.
 
     `write` is a seam for tests (a full disk); a failure costs a warning and the next start's parse, never the start.
@@ -299,7 +340,11 @@ _FIELDS = {
 }
 
 
-def _schedule_doc(schedule: Schedule, arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], bytes]:
+def _utf8_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _schedule_doc(schedule: Schedule, arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], list[str]]:
     for cls, names in _FIELDS.items():
         if tuple(f.name for f in dataclasses.fields(cls) if f.init) != names:
             raise CacheUnsupported(f"{cls.__name__} has fields this cache does not know")
@@ -308,8 +353,8 @@ def _schedule_doc(schedule: Schedule, arrays: dict[str, np.ndarray]) -> tuple[di
         raise CacheUnsupported("a session with an unnamed time zone or a foreign item")
     if any(type(t.start.tzinfo) is not dt.timezone or type(t.end.tzinfo) is not dt.timezone for t in talks):
         raise CacheUnsupported("times that would not read back the same")
-    abstracts = [t.abstract.encode("utf-8", "surrogatepass") for t in talks]
-    arrays["abstract_ends"] = np.fromiter(itertools.accumulate(map(len, abstracts)), np.int64, len(abstracts))
+    abstracts = [t.abstract for t in talks]
+    arrays["abstract_ends"] = np.fromiter(itertools.accumulate(map(_utf8_length, abstracts)), np.int64, len(abstracts))
     return {
         "conference": schedule.conference,
         "sessions": {
@@ -332,7 +377,7 @@ def _schedule_doc(schedule: Schedule, arrays: dict[str, np.ndarray]) -> tuple[di
             "url": [t.url for t in talks],
             "track": [t.track for t in talks],
         },
-    }, b"".join(abstracts)
+    }, abstracts
 
 
 _KINDS = {k.value: k for k in Kind}
@@ -430,16 +475,21 @@ def _name_lists(table: dict[str, Any], name: str, size: int) -> list[tuple[str, 
 
 def encode(schedule: Schedule, index: SearchIndex) -> tuple[bytes, bytes, bytes]:
     """The JSON document, texts and .npz of a schedule and its index; CacheUnsupported for a value they cannot hold."""
+    parts = _Parts(schedule, index)
+    return parts.document, "".join(parts.abstracts).encode("utf-8", "surrogatepass"), parts.arrays.getvalue()
+
+
+def _encode(schedule: Schedule, index: SearchIndex) -> tuple[bytes, list[str], dict[str, np.ndarray]]:
+    """The JSON document, the abstracts and the arrays; CacheUnsupported for a value they cannot hold."""
     encoder = _Encoder(schedule)
     plan, abstracts = _schedule_doc(schedule, encoder.arrays)
     document = {"schedule": plan, "index": encoder.value(index)}
-    arrays = io.BytesIO()
-    np.savez(arrays, **encoder.arrays)
     try:
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
     except (TypeError, ValueError) as err:
         raise CacheUnsupported(str(err)) from None
-    return text.encode("utf-8", "surrogatepass"), abstracts, arrays.getvalue()
+    del document
+    return text.encode("utf-8", "surrogatepass"), abstracts, encoder.arrays
 
 
 def decode(document: Any, abstracts: list[str], arrays: dict[str, np.ndarray], source: str) -> tuple[Schedule, SearchIndex]:

@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from bot.state.store import LIVE, NewRow, State, StateError, Store
 from tests.standin import subprocess_env
 
 DUE = dt.datetime(2020, 12, 10, 13, 55, tzinfo=dt.UTC)
+LEASE = 0.4  # real seconds: short, so that tests can wait for a lease to expire
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -37,17 +39,71 @@ def test_claim_twice_is_refused(store):
     assert got.state is State.CLAIMED and got.nonce == "rabc" and got.due_at == DUE and got.guild_id == 1 and got.run == LIVE
 
 
-def test_crash_between_claim_and_confirm_is_taken_up_again_with_same_nonce(make_store):
+def test_crash_between_claim_and_confirm_is_taken_up_again_with_same_nonce_once_the_lease_expires(make_store):
     first = make_store()
-    first.claim(row())
+    first.claim(row(), lease=LEASE)
     first.close()  # the process dies before Discord confirms
     second = make_store()
     assert [r.id for r in second.rows(State.CLAIMED)] == ["t:5:42"]
+    assert second.retry("t:5:42") is None  # the dead process's lease still runs
+    time.sleep(LEASE + 0.1)
     again = second.retry("t:5:42")
-    assert again is not None and again.nonce == "rabc" and again.attempts == 2
+    assert again is not None and again.nonce == "rabc" and again.attempts == 2 and again.owner == second.owner
     second.mark_sent("t:5:42", 999)
     assert second.get("t:5:42").state is State.SENT
     assert second.retry("t:5:42") is None  # sent is final
+
+
+def test_a_lease_keeps_other_owners_out_until_it_expires_but_never_its_owner(make_store):
+    a, b = make_store(), make_store()
+    assert a.owner != b.owner
+    assert a.claim(row(), lease=LEASE)
+    claimed = a.get("t:5:42")
+    assert claimed.owner == a.owner and claimed.lease_until > dt.datetime.now(dt.UTC)
+    assert b.retry("t:5:42") is None
+    mine = a.retry("t:5:42", lease=LEASE)  # the owner takes its own row up at once
+    assert mine is not None and mine.attempts == 2
+    assert b.retry("t:5:42") is None and b.get("t:5:42").attempts == 2
+    time.sleep(LEASE + 0.1)
+    taken = b.retry("t:5:42")
+    assert taken is not None and taken.owner == b.owner and taken.attempts == 3 and taken.nonce == "rabc"
+    assert a.retry("t:5:42") is None  # now b's, for b's lease
+
+
+def test_a_passing_failure_renews_the_owners_lease_and_only_the_owner_records_one(make_store):
+    a, b = make_store(), make_store()
+    a.claim(row(), lease=LEASE)
+    time.sleep(LEASE + 0.1)  # a's lease ran out while its send was in flight ...
+    a.mark_failed("t:5:42", "503 Service Unavailable", lease=60)  # ... and its failure renews it: a's backoff retries
+    failed = a.get("t:5:42")
+    assert failed.state is State.FAILED and failed.owner == a.owner and failed.lease_until > dt.datetime.now(dt.UTC) + dt.timedelta(seconds=50)
+    assert b.retry("t:5:42") is None
+    b.mark_failed("t:5:42", "not b's row", permanent=True)  # b holds no lease on it: nothing changes
+    assert a.get("t:5:42").state is State.FAILED and a.get("t:5:42").error == "503 Service Unavailable"
+    assert a.retry("t:5:42").state is State.CLAIMED
+
+
+def test_sent_refused_and_skipped_end_the_lease(store):
+    for rid in ("sent", "refused", "skipped"):
+        store.claim(row(rid))
+    store.mark_sent("sent", 1)
+    store.mark_failed("refused", "403 Missing Permissions", permanent=True)
+    store.skip_many([(row("skipped"), "stale"), (row("new-skip"), "stale")])
+    for rid, state in (("sent", State.SENT), ("refused", State.REFUSED), ("skipped", State.SKIPPED), ("new-skip", State.SKIPPED)):
+        got = store.get(rid)
+        assert (got.state, got.lease_until) == (state, None), rid
+        assert store.retry(rid) is None
+
+
+def test_renewing_keeps_a_slow_send_ours(make_store):
+    a, b = make_store(), make_store()
+    a.claim(row(), lease=LEASE)
+    assert a.renew("t:5:42", lease=60)
+    time.sleep(LEASE + 0.1)
+    assert b.retry("t:5:42") is None
+    assert not b.renew("t:5:42", lease=60)  # not b's
+    a.mark_sent("t:5:42", 5)
+    assert not a.renew("t:5:42", lease=60)  # done: nothing to hold
 
 
 def test_failed_keeps_error_and_can_retry_but_refused_is_final(store):
@@ -116,7 +172,7 @@ def test_forgetting_a_rehearsal_never_touches_the_live_ledger(store):
 def test_wal_mode_and_schema_version(tmp_path):
     store = Store(tmp_path / "bot.sqlite3")
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 5
     store.close()
 
 
@@ -358,10 +414,29 @@ def test_a_version_3_file_gets_the_question_tables_and_keeps_its_rows(tmp_path):
     old._db.executescript("DROP TABLE questions; DROP TABLE question_votes; PRAGMA user_version = 3;")
     old.close()
     store = Store(path)
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 5
     assert [f.key for f in store.follows_of(1)] == ["t"] and store.get("t:5:42") is not None
     asked = store.add_question(1, "t", 7, "new table?", False, ASKED)
     assert store.toggle_vote(asked.id, 1) == (True, 1)
+    store.close()
+
+
+def test_a_version_4_file_gets_leases_and_its_claims_can_be_taken_up_at_once(tmp_path):
+    """Rows from before leases have none (NULL): expired, so a new process takes an unconfirmed claim up at once."""
+    path = tmp_path / "v4.sqlite3"
+    old = Store(path)
+    old.claim(row())
+    old.claim(row("sent"))
+    old.mark_sent("sent", 7)
+    old.follow(1, "talk", "t", "T", 5)
+    old._db.executescript("ALTER TABLE ledger DROP COLUMN owner; ALTER TABLE ledger DROP COLUMN lease_until; PRAGMA user_version = 4;")
+    old.close()
+    store = Store(path)
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert {r.id: (r.state, r.owner, r.lease_until) for r in store.rows()} == {"t:5:42": (State.CLAIMED, None, None), "sent": (State.SENT, None, None)}
+    assert store.get("sent").message_id == "7" and [f.key for f in store.follows_of(1)] == ["t"]
+    taken = store.retry("t:5:42")
+    assert taken is not None and taken.owner == store.owner and taken.attempts == 2
     store.close()
 
 
@@ -408,6 +483,50 @@ def test_two_processes_racing_to_claim_one_reminder_one_wins(postgres_store):
     for attempt in range(20):
         assert len(_race(lambda i, rid=f"t:5:{attempt}": stores[i % 2].claim(row(rid)), 16)) == 1
     assert len(stores[0].rows()) == 20
+
+
+def test_two_processes_racing_to_take_up_an_expired_lease_one_wins(postgres_store):
+    """The lease check and the new lease are one UPDATE: of processes racing for a dead owner's row, one gets it.
+
+    (The winner's other threads may take it up again: it is theirs. No thread of the loser ever does.)
+    """
+    dead, *stores = [postgres_store() for _ in range(3)]
+    for attempt in range(10):
+        dead.claim(row(f"t:5:{attempt}"), lease=0.05)
+    time.sleep(0.2)
+    for attempt in range(10):
+        wins = _race(lambda i, rid=f"t:5:{attempt}": stores[i % 2].retry(rid) is not None, 16)
+        assert len({i % 2 for i in wins}) == 1
+        assert stores[0].get(f"t:5:{attempt}").owner == stores[wins[0] % 2].owner
+
+
+def test_leases_are_on_the_databases_clock(postgres_store):
+    store = postgres_store()
+    store.claim(row(), lease=60)
+    with store._pool.connection() as conn:
+        lease_until, db_now = conn.execute("SELECT lease_until, now() FROM ledger WHERE id = 't:5:42'").fetchone()
+    assert dt.timedelta(seconds=59) < lease_until - db_now <= dt.timedelta(seconds=60)
+
+
+def test_a_version_1_database_gets_leases_and_keeps_its_rows(postgres_database):
+    import psycopg
+
+    from bot.state.postgres import SCHEMA_VERSION, PostgresStore
+
+    old = PostgresStore(postgres_database)
+    old.claim(row())
+    old.claim(row("sent"))
+    old.mark_sent("sent", 7)
+    old.close()
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute("ALTER TABLE ledger DROP COLUMN owner, DROP COLUMN lease_until")
+        conn.execute("UPDATE schema_version SET version = 1")
+    store = PostgresStore(postgres_database)
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert {r.id: (r.state, r.owner, r.lease_until) for r in store.rows()} == {"t:5:42": (State.CLAIMED, None, None), "sent": (State.SENT, None, None)}
+    taken = store.retry("t:5:42")  # no lease: taken up at once
+    assert taken is not None and taken.owner == store.owner and taken.attempts == 2 and taken.lease_until is not None
+    store.close()
 
 
 def test_two_hundred_votes_on_two_stores_at_once_are_counted_exactly(postgres_store):

@@ -6,6 +6,13 @@ everything due within the grace window and not yet in the ledger (bot.state), wh
 exactly-once across restarts. Reminders go out in lanes, one per (guild, channel): a lane keeps its
 own order, and a lane that fails never delays another. Sending goes through a `send` callable and
 looking for an earlier, unconfirmed post through `find_sent`, so tests pass fakes.
+
+Several processes may drain the same reminders (DM reminders are drained by every process; two
+processes may hold one shard by mistake). A claim is a lease (see `ReminderService.lease`): a row
+another process holds under a live lease is not ours now and is looked at again when the lease has
+run out; a row whose owner died is taken up after its lease, looked for in the channel's history
+first and sent with the same nonce, so that even a slow but live owner never causes a double post.
+Store calls run in helper threads: a round trip to a managed PostgreSQL never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -25,12 +32,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.core.clock import Clock
 from bot.core.schedule import Schedule
 from bot.reminders.plan import Plan, Reminder, Target, due_reminders, plan_reminders
-from bot.state.store import DONE, LIVE, LedgerRow, Store
+from bot.state.base import DONE, LIVE, LedgerRow, StateStore
 
 log = logging.getLogger(__name__)
 
 ON_TIME_SLACK_REAL_SECONDS = 0.5  # a wake-up this late (real time, at most a schedule minute) still counts as on time
 HISTORY_SLACK = dt.timedelta(minutes=2)  # an unconfirmed post is looked for from this long before its last attempt
+LEASE_SLACK_SECONDS = 5.0  # a lease outlasts the send's own timeout by this much (store round trips, a slow loop)
+LEASE_MIN_SECONDS = 2.0  # ... and is never shorter, unless the grace window itself is shorter (see ReminderService.lease)
+LEASE_WINDOW_SHARE = 3  # at most a third of the real window a reminder can be sent in: a dead owner's is still sent in time
 
 
 class SendError(Exception):
@@ -59,8 +69,15 @@ FindSent = Callable[[Delivery, dt.datetime], Awaitable[str | int | None]]
 
 
 class Outcome(Enum):
-    DONE = "done"  # sent, found, refused for good, or not ours to send
+    DONE = "done"  # sent, found, refused, skipped (by us or by another process)
     RETRY = "retry"  # a passing failure: the lane waits and tries again
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """Another process holds the reminder under a live lease: not ours now; the lane looks again in `seconds` (real)."""
+
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +94,7 @@ class ReminderService:
         self,
         schedule: Schedule,
         clock: Clock,
-        store: Store,
+        store: StateStore,
         send: Send,
         targets: Callable[[], Sequence[Target]],
         *,
@@ -110,6 +127,29 @@ class ReminderService:
         """The grace window on the schedule clock, never shorter than a small real-time slack."""
         slack = dt.timedelta(seconds=min(ON_TIME_SLACK_REAL_SECONDS * self.clock.speed, 60.0))
         return max(dt.timedelta(minutes=self.grace_minutes), slack)
+
+    @property
+    def lease(self) -> float:
+        """Real seconds a claim stays ours: send_timeout + 5 s, at least 2 s, but never more than a third of the real grace window.
+
+        Another process takes a reminder up only once its lease has run out, so the lease bounds how
+        late a dead owner's reminder goes out: with a third of the window it is still sent within the
+        grace, even after a further backoff. The cap wins over the 2 s floor: with the default 10
+        minutes, that is 20 s at speed 1 (send_timeout 15 s) and 3.3 s at the rehearsal's speed 60
+        (10 real seconds of grace). A restarted process is a new owner: it too waits out its former
+        self's lease. While a send is in flight its owner renews the lease every third of it, so a
+        slow but live owner keeps its claim; if it stalls anyway, the next owner looks in the
+        channel's history and sends with the same nonce, which Discord dedupes.
+        """
+        return self._lease_within(self.grace)
+
+    def lease_for(self, r: Reminder) -> float:
+        """`lease`, or a third of the reminder's own window when its talk ends before the grace does (it is not sent once over)."""
+        return self._lease_within(min(self.grace, r.talk.end - r.due_at))
+
+    def _lease_within(self, window: dt.timedelta) -> float:
+        window_real = max(0.0, window.total_seconds()) / self.clock.speed
+        return max(0.05, min(window_real / LEASE_WINDOW_SHARE, max(LEASE_MIN_SECONDS, self.send_timeout + LEASE_SLACK_SECONDS)))
 
     def start(self) -> None:
         """Start the scheduler and the worker; needs a running event loop (call from setup_hook).
@@ -144,7 +184,7 @@ class ReminderService:
         self.plan = plan
         now = self.clock.now()
         cutoff = now - self.grace
-        past = max(0, plan.due_before(cutoff) - self.store.count_before(self.run, cutoff, guilds))
+        past = max(0, plan.due_before(cutoff) - await asyncio.to_thread(self.store.count_before, self.run, cutoff, guilds))
         whom = f"{len({r.channel_id for r in plan})} user(s)" if self._planner is not None else f"{len(targets)} guild(s)"
         log.info(
             "reminders: %d planned for %s on %r (run %s)%s",
@@ -214,11 +254,11 @@ class ReminderService:
         window = self.plan.between(now - self.grace - dt.timedelta(microseconds=1), now)
         if not window:
             return None
-        rows = self.store.get_many(r.id for r in window)
+        rows = await asyncio.to_thread(self.store.get_many, [r.id for r in window])
         done = {rid for rid, row in rows.items() if row.state in DONE}
         send, skip = due_reminders(self.plan, now, self.grace, done)
         if skip:
-            self.store.skip_many((r.new_row(), verdict.value) for r, verdict in skip)
+            await asyncio.to_thread(self.store.skip_many, [(r.new_row(), verdict.value) for r, verdict in skip])
             counts = Counter(verdict.value for _, verdict in skip)
             log.info("reminders: not posting %d reminder(s) (%s) at %s", len(skip), ", ".join(f"{n} {v}" for v, n in sorted(counts.items())), now.isoformat())
             for r, verdict in skip:
@@ -234,15 +274,21 @@ class ReminderService:
         return max(0.02, min(pending)) if pending else None
 
     async def _run_lane(self, lane: tuple[int, int], reminders: list[Reminder], rows: dict[str, LedgerRow]) -> float | None:
-        """One (guild, channel): in order; a passing failure stops the lane until its backoff ends."""
+        """One (guild, channel): in order; a passing failure stops the lane until its backoff ends, another
+        process's live lease until that lease has run out (then the lane finds the row sent, or takes it up)."""
         for r in reminders:
-            if await self._deliver(r, rows.get(r.id)) is Outcome.RETRY:
+            outcome = await self._deliver(r, rows.get(r.id))
+            if outcome is Outcome.DONE:
+                self._lane_failures.pop(lane, None)
+                self._lane_wait_until.pop(lane, None)
+                continue
+            if isinstance(outcome, Busy):
+                delay = outcome.seconds
+            else:
                 self._lane_failures[lane] += 1
                 delay = self._backoff(self._lane_failures[lane])
-                self._lane_wait_until[lane] = asyncio.get_running_loop().time() + delay
-                return delay
-            self._lane_failures.pop(lane, None)
-            self._lane_wait_until.pop(lane, None)
+            self._lane_wait_until[lane] = asyncio.get_running_loop().time() + delay
+            return delay
         return None
 
     def _backoff(self, failures: int) -> float:
@@ -250,32 +296,64 @@ class ReminderService:
         cap = min(30.0, self.grace.total_seconds() / self.clock.speed / 10)
         return max(0.02, min(0.1 * 2 ** (failures - 1), cap))
 
-    async def _deliver(self, r: Reminder, row: LedgerRow | None) -> Outcome:
+    async def _deliver(self, r: Reminder, row: LedgerRow | None) -> Outcome | Busy:
         """Claim (or take up again) and send one reminder."""
-        if row is None:
-            if not self.store.claim(r.new_row()):
-                return Outcome.DONE  # another process claimed it first
+        if row is not None and row.state in DONE:
+            return Outcome.DONE
+        lease = self.lease_for(r)
+        if row is None and await asyncio.to_thread(self.store.claim, r.new_row(), lease=lease):
             delivery = Delivery(r, r.nonce, self.clock.now())
         else:
-            if row.state in DONE or self.store.retry(r.id) is None:
+            taken = await asyncio.to_thread(self.store.retry, r.id, lease=lease)
+            if taken is None:
+                return await self._not_taken(r.id, lease)
+            delivery = Delivery(r, taken.nonce, self.clock.now())
+            if await self._already_posted(delivery, row or taken):
                 return Outcome.DONE
-            delivery = Delivery(r, row.nonce, self.clock.now())
-            if await self._already_posted(delivery, row):
-                return Outcome.DONE
-            log.info("reminders: re-sending %s (state was %s) with its nonce", r.id, row.state.value)
+            log.info("reminders: re-sending %s (state was %s) with its nonce", r.id, row.state.value if row else "claimed elsewhere")
         try:
-            message_id = await asyncio.wait_for(self._send(delivery), self.send_timeout)
+            message_id = await self._send_holding_lease(delivery, lease)
         except SendError as err:
-            self.store.mark_failed(r.id, str(err), permanent=err.permanent)
+            await asyncio.to_thread(self.store.mark_failed, r.id, str(err), permanent=err.permanent, lease=lease)
             log.warning("reminders: %s not sent%s: %s", r.id, " and not retried" if err.permanent else "", err)
             return Outcome.DONE if err.permanent else Outcome.RETRY
         except Exception as err:
-            self.store.mark_failed(r.id, f"{type(err).__name__}: {err}")
+            await asyncio.to_thread(self.store.mark_failed, r.id, f"{type(err).__name__}: {err}", lease=lease)
             log.warning("reminders: %s not sent (%s: %s); will retry with the same nonce", r.id, type(err).__name__, err)
             return Outcome.RETRY
-        self.store.mark_sent(r.id, message_id)
+        await asyncio.to_thread(self.store.mark_sent, r.id, message_id)
         log.info("reminders: sent %s as message %s", r.id, message_id)
         return Outcome.DONE
+
+    async def _not_taken(self, rid: str, lease: float) -> Outcome | Busy:
+        """Neither claimed nor taken up: done (by anyone), or another process's under a live lease.
+
+        Then we look again when the lease runs out (measured on the store's clock, and never later
+        than one lease of ours from now): the owner has sent it by then, or died and left it to us.
+        """
+        left = await asyncio.to_thread(self.store.lease_left, rid)
+        if left is None:
+            return Outcome.DONE
+        log.debug("reminders: %s is another process's for %.2f s more; looking again then", rid, left)
+        return Busy(min(lease, max(0.02, left + 0.01)))
+
+    async def _send_holding_lease(self, delivery: Delivery, lease: float) -> str | int | None:
+        """Send (within send_timeout), renewing our lease meanwhile, so that a slow but live send is never taken over."""
+        keeper = asyncio.get_running_loop().create_task(self._keep_lease(delivery.reminder.id, lease), name="reminders:lease")
+        try:
+            return await asyncio.wait_for(self._send(delivery), self.send_timeout)
+        finally:
+            keeper.cancel()
+
+    async def _keep_lease(self, rid: str, lease: float) -> None:
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                if not await asyncio.to_thread(self.store.renew, rid, lease=lease):
+                    log.info("reminders: %s is no longer ours while its send is in flight; its next owner sends with the same nonce", rid)
+                    return
+            except Exception as err:  # the database is away: the send goes on, the lease may lapse
+                log.warning("reminders: could not renew the lease on %s (%s)", rid, err)
 
     async def _already_posted(self, delivery: Delivery, row: LedgerRow) -> bool:
         """An earlier attempt may have reached Discord after the nonce window closed: look before posting again."""
@@ -288,7 +366,7 @@ class ReminderService:
             return False
         if found is None:
             return False
-        self.store.mark_sent(row.id, found)
+        await asyncio.to_thread(self.store.mark_sent, row.id, found)
         log.info("reminders: %s was already posted as message %s; not posting it again", row.id, found)
         return True
 

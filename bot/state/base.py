@@ -2,13 +2,22 @@
 
 SQLite (bot.state.store.Store, the default) and PostgreSQL (bot.state.postgres.PostgresStore, for
 several processes on one database) implement `StateStore` with the same semantics, and the same
-tests run against both. Calls are synchronous: each is short, and the bot already calls the store
-from its event loop and from helper threads.
+tests run against both. Calls are synchronous and thread-safe: each is short, and the reminder
+service runs them in helper threads (asyncio.to_thread) so that a network round trip to a managed
+PostgreSQL never blocks the event loop.
+
+Claims carry a lease, so that several processes can share one ledger: a row claimed (or retried, or
+failed for a passing reason) belongs to its `owner` until `lease_until`. Only the owner, or anyone
+once the lease has expired, may take it up again with `retry`; a sent, refused or skipped row has no
+lease. The lease is measured on the database's clock (PostgreSQL) or the host's (SQLite, one host).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import secrets
+import socket
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,6 +39,12 @@ class State(StrEnum):
 
 
 DONE = frozenset({State.SENT, State.SKIPPED, State.REFUSED})
+DEFAULT_LEASE_SECONDS = 30.0  # for callers that pass none; the reminder service passes its own (see ReminderService.lease)
+
+
+def new_owner() -> str:
+    """A process's name in the ledger: host, pid and a random part (a restarted process is a new owner)."""
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +62,8 @@ class LedgerRow:
     message_id: str | None
     error: str | None
     updated_at: dt.datetime
+    owner: str | None = None  # the process that claimed or last took it up
+    lease_until: dt.datetime | None = None  # None: no lease (done, or written before leases existed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +170,39 @@ def utc_text(instant: dt.datetime) -> str:
 class StateStore(Protocol):
     """The methods the bot uses; both backends are atomic across processes where it matters (claims, votes, limits)."""
 
+    owner: str  # this store's (this process's) name in the ledger's `owner` column
+
     # --- ledger: exactly-once reminders ---
-    def claim(self, row: NewRow) -> bool: ...
-    def retry(self, rid: str) -> LedgerRow | None: ...
-    def mark_sent(self, rid: str, message_id: str | int | None) -> None: ...
-    def mark_failed(self, rid: str, error: str, *, permanent: bool = False) -> None: ...
+    def claim(self, row: NewRow, *, lease: float = DEFAULT_LEASE_SECONDS) -> bool:
+        """Insert the row as claimed by us for `lease` seconds; False if it is already in the ledger (any state, any owner)."""
+        ...
+
+    def retry(self, rid: str, *, lease: float = DEFAULT_LEASE_SECONDS) -> LedgerRow | None:
+        """Take a claimed or failed row up again (same nonce) if its lease has expired or it is ours, in one statement.
+
+        None when it is done, absent, or leased by another owner.
+        """
+        ...
+
+    def lease_left(self, rid: str) -> float | None:
+        """Real seconds left on a claimed or failed row's lease (on the store's clock; <= 0: expired); None if it is done or absent.
+
+        A row from before leases (no lease) answers 0.0: anyone may take it up.
+        """
+        ...
+
+    def renew(self, rid: str, *, lease: float = DEFAULT_LEASE_SECONDS) -> bool:
+        """Extend our lease on a claimed row while its send is in flight; False if it is no longer ours."""
+        ...
+
+    def mark_sent(self, rid: str, message_id: str | int | None) -> None:
+        """Discord confirmed: final, whoever holds the lease (ends it)."""
+        ...
+
+    def mark_failed(self, rid: str, error: str, *, permanent: bool = False, lease: float = DEFAULT_LEASE_SECONDS) -> None:
+        """Ours only: a passing failure keeps the row ours for `lease` seconds (our backoff retries it); permanent ends it."""
+        ...
+
     def skip_many(self, rows: Iterable[tuple[NewRow, str]]) -> int: ...
     def get(self, rid: str) -> LedgerRow | None: ...
     def get_many(self, ids: Iterable[str]) -> dict[str, LedgerRow]: ...

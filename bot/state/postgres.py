@@ -1,7 +1,9 @@
 """PostgreSQL state: the same ledger, settings, follows and Q&A as the SQLite store, shared by several processes.
 
 Every write that must happen once is decided by the database, not by a process: a claim is an
-INSERT ... ON CONFLICT DO NOTHING (one process wins), a vote is one transaction holding the
+INSERT ... ON CONFLICT DO NOTHING (one process wins) that records the claimer and its lease, taking a
+row up again is one UPDATE ... WHERE (the lease has expired or is ours) ... RETURNING, with leases on
+the database's clock (`now()`), so that clock skew between hosts does not matter; a vote is one transaction holding the
 question's row lock, and a question's limits are counted under a per-user advisory lock in the
 insert's own transaction. Calls are synchronous through a psycopg_pool ConnectionPool, like the
 SQLite store's; the URL's password never reaches a message, a log line or a repr.
@@ -19,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.state.base import (
+    DEFAULT_LEASE_SECONDS,
     LIVE,
     QUESTION_STATES,
     DmChannel,
@@ -32,12 +35,13 @@ from bot.state.base import (
     State,
     StateError,
     leads_text,
+    new_owner,
     overrides_from_row,
 )
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1  # PostgreSQL's own numbering: 1 holds everything SQLite's version 4 holds
+SCHEMA_VERSION = 2  # PostgreSQL's own numbering: 1 holds everything SQLite's version 4 holds; 2: the ledger's owner and lease_until
 T = TypeVar("T")
 _MIGRATION_LOCK = (0x5E55, 1)  # advisory lock (two-int form): one process migrates at a time
 _QUESTION_LOCK = 0x5E56  # advisory lock class for one user's asks: (class, user_id % 2**31)
@@ -109,11 +113,16 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (question_id, user_id)
     );
     """,
+    # 2: leases. Earlier rows get NULL: no lease, which counts as expired (any process may take them up).
+    """
+    ALTER TABLE ledger ADD COLUMN owner TEXT, ADD COLUMN lease_until TIMESTAMPTZ;
+    """,
 )
 
-_COLUMNS = "id, run, guild_id, talk_id, lead, channel_id, nonce, due_at, state, attempts, message_id, error, updated_at"
+_COLUMNS = "id, run, guild_id, talk_id, lead, channel_id, nonce, due_at, state, attempts, message_id, error, updated_at, owner, lease_until"
 _QUESTION_COLUMNS = "id, guild_id, talk_id, user_id, text, anonymous, created_at, state, votes, channel_id, message_id"
-_INSERT = f"INSERT INTO ledger ({_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})"
+_INSERT = f"INSERT INTO ledger ({_COLUMNS}) VALUES ({', '.join(['%s'] * 14)}, now() + make_interval(secs => %s))"
+_TAKEN_UP = (State.CLAIMED.value, State.FAILED.value)  # the states a retry (or a failure) applies to
 
 
 def describe(url: str) -> str:
@@ -144,12 +153,32 @@ def _utc(instant: dt.datetime) -> dt.datetime:
 
 
 def _row(values: Sequence) -> LedgerRow:
-    rid, run, guild_id, talk_id, lead, channel_id, nonce, due_at, state, attempts, message_id, error, updated_at = values
-    return LedgerRow(rid, run, guild_id, talk_id, lead, channel_id, nonce, _utc(due_at), State(state), attempts, message_id, error, _utc(updated_at))
+    rid, run, guild_id, talk_id, lead, channel_id, nonce, due_at, state, attempts, message_id, error, updated_at, owner, until = values
+    return LedgerRow(
+        rid, run, guild_id, talk_id, lead, channel_id, nonce, _utc(due_at), State(state), attempts, message_id, error, _utc(updated_at),
+        owner, _utc(until) if until is not None else None,
+    )  # fmt: skip
 
 
-def _values(row: NewRow, state: State, attempts: int, error: str | None) -> tuple:
-    return (row.id, row.run, row.guild_id, row.talk_id, row.lead, row.channel_id, row.nonce, _utc(row.due_at), state.value, attempts, None, error, _now())
+def _values(row: NewRow, state: State, attempts: int, error: str | None, owner: str | None = None, lease: float | None = None) -> tuple:
+    """The _INSERT's parameters; `lease` None writes no lease (NULL)."""
+    return (
+        row.id,
+        row.run,
+        row.guild_id,
+        row.talk_id,
+        row.lead,
+        row.channel_id,
+        row.nonce,
+        _utc(row.due_at),
+        state.value,
+        attempts,
+        None,
+        error,
+        _now(),
+        owner,
+        lease,
+    )
 
 
 def _question(row: Sequence) -> Question:
@@ -158,9 +187,13 @@ def _question(row: Sequence) -> Question:
 
 
 class PostgresStore:
-    """One PostgreSQL database reached through a connection pool; safe from threads and from several processes."""
+    """One PostgreSQL database reached through a connection pool; safe from threads and from several processes.
 
-    def __init__(self, url: str, *, max_connections: int = 8, timeout: float = 10.0) -> None:
+    `owner` names this process in the ledger's leases (a fresh one per store unless given).
+    """
+
+    def __init__(self, url: str, *, max_connections: int = 8, timeout: float = 10.0, owner: str | None = None) -> None:
+        self.owner = owner or new_owner()
         self._where = describe(url)
         self._url = url
         try:  # one direct connection first: its error says why (refused, password, no such database)
@@ -239,26 +272,49 @@ class PostgresStore:
         return self._run(lambda conn: conn.execute(query, args).fetchall())
 
     # --- ledger ---------------------------------------------------------------------------
-    def claim(self, row: NewRow) -> bool:
-        """Record a reminder as about to be sent; False if it is already in the ledger (any state), whoever wrote it."""
-        return self._execute(_INSERT + " ON CONFLICT (id) DO NOTHING", _values(row, State.CLAIMED, 1, None)) == 1
+    def claim(self, row: NewRow, *, lease: float = DEFAULT_LEASE_SECONDS) -> bool:
+        """Record a reminder as about to be sent, ours for `lease` seconds; False if it is already in the ledger (any state), whoever wrote it."""
+        return self._execute(_INSERT + " ON CONFLICT (id) DO NOTHING", _values(row, State.CLAIMED, 1, None, self.owner, lease)) == 1
 
-    def retry(self, rid: str) -> LedgerRow | None:
+    def retry(self, rid: str, *, lease: float = DEFAULT_LEASE_SECONDS) -> LedgerRow | None:
+        """Take up a claimed or failed row again (same nonce) if its lease has expired or it is ours; else None.
+
+        One UPDATE: of two processes racing for an expired lease, the second sees the first's new lease and gets None.
+        """
         found = self._one(
-            f"UPDATE ledger SET state = %s, attempts = attempts + 1, updated_at = %s WHERE id = %s AND state IN (%s, %s) RETURNING {_COLUMNS}",
-            (State.CLAIMED.value, _now(), rid, State.CLAIMED.value, State.FAILED.value),
+            "UPDATE ledger SET state = %(claimed)s, attempts = attempts + 1, updated_at = %(now)s, owner = %(owner)s, "
+            "lease_until = now() + make_interval(secs => %(lease)s) "
+            "WHERE id = %(id)s AND state = ANY(%(states)s) AND (owner = %(owner)s OR lease_until IS NULL OR lease_until <= now()) "
+            f"RETURNING {_COLUMNS}",
+            {"claimed": State.CLAIMED.value, "now": _now(), "owner": self.owner, "lease": lease, "id": rid, "states": list(_TAKEN_UP)},
         )
         return _row(found) if found else None
 
+    def lease_left(self, rid: str) -> float | None:
+        """Measured on the database's clock, like the lease itself."""
+        found = self._one("SELECT COALESCE(EXTRACT(EPOCH FROM lease_until - now()), 0) FROM ledger WHERE id = %s AND state = ANY(%s)", (rid, list(_TAKEN_UP)))
+        return float(found[0]) if found else None
+
+    def renew(self, rid: str, *, lease: float = DEFAULT_LEASE_SECONDS) -> bool:
+        """Extend our lease on a claimed row while its send is in flight; False if it is no longer ours."""
+        query = "UPDATE ledger SET lease_until = now() + make_interval(secs => %s) WHERE id = %s AND state = %s AND owner = %s"
+        return self._execute(query, (lease, rid, State.CLAIMED.value, self.owner)) == 1
+
     def mark_sent(self, rid: str, message_id: str | int | None) -> None:
-        self._set(rid, State.SENT, message_id=None if message_id is None else str(message_id), error=None)
+        """Final whoever holds the lease: Discord confirmed the post."""
+        self._execute(
+            "UPDATE ledger SET state = %s, message_id = %s, error = NULL, updated_at = %s, lease_until = NULL WHERE id = %s",
+            (State.SENT.value, None if message_id is None else str(message_id), _now(), rid),
+        )
 
-    def mark_failed(self, rid: str, error: str, *, permanent: bool = False) -> None:
-        self._set(rid, State.REFUSED if permanent else State.FAILED, error=error[:500])
-
-    def _set(self, rid: str, state: State, **fields: str | None) -> None:
-        assignments = ", ".join(f"{name} = %s" for name in fields)
-        self._execute(f"UPDATE ledger SET state = %s, {assignments}, updated_at = %s WHERE id = %s", (state.value, *fields.values(), _now(), rid))
+    def mark_failed(self, rid: str, error: str, *, permanent: bool = False, lease: float = DEFAULT_LEASE_SECONDS) -> None:
+        """Only while the row is ours: a passing failure renews our lease (our backoff retries it), a permanent one ends it."""
+        state, until = (State.REFUSED, None) if permanent else (State.FAILED, lease)
+        self._execute(
+            "UPDATE ledger SET state = %s, error = %s, updated_at = %s, lease_until = now() + make_interval(secs => %s) "
+            "WHERE id = %s AND owner = %s AND state = ANY(%s)",
+            (state.value, error[:500], _now(), until, rid, self.owner, list(_TAKEN_UP)),
+        )
 
     def skip_many(self, rows: Iterable[tuple[NewRow, str]]) -> int:
         """Record reminders that will never be sent, in one transaction; rows already done stay as they are."""
@@ -267,7 +323,7 @@ class PostgresStore:
             return 0
         query = (
             _INSERT + " ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
-            "error = COALESCE(ledger.error || ' / ', '') || excluded.error, updated_at = excluded.updated_at "
+            "error = COALESCE(ledger.error || ' / ', '') || excluded.error, updated_at = excluded.updated_at, lease_until = NULL "
             "WHERE ledger.state NOT IN ('sent', 'refused', 'skipped')"
         )
 

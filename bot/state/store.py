@@ -6,6 +6,7 @@ skip. Every row carries its run ("live", or one rehearsal's key) and its guild, 
 silences the real day and one guild never sees another's rows. Autocommit and WAL: a killed process
 leaves nothing half-written. The file is the operator's data: it is never deleted or rewritten
 behind their back; a file that cannot be used stops the bot with a StateError that says what to do.
+Leases (see bot.state.base) are on this host's UTC clock: every process sharing the file is on it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bot.state.base import (
+    DEFAULT_LEASE_SECONDS,
     DONE,
     LIVE,
     QUESTION_STATES,
@@ -34,6 +36,7 @@ from bot.state.base import (
     StateError,
     StateStore,
     leads_text,
+    new_owner,
     overrides_from_row,
     utc_text,
 )
@@ -60,7 +63,7 @@ __all__ = [
     "utc_text",
 ]
 
-SCHEMA_VERSION = 4  # 4: questions and question_votes (session Q&A)
+SCHEMA_VERSION = 5  # 4: questions and question_votes (session Q&A); 5: the ledger's owner and lease_until
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -77,7 +80,9 @@ CREATE TABLE IF NOT EXISTS ledger (
     attempts    INTEGER NOT NULL DEFAULT 0,
     message_id  TEXT,
     error       TEXT,
-    updated_at  TEXT NOT NULL
+    updated_at  TEXT NOT NULL,
+    owner       TEXT,          -- the process that claimed or last took it up
+    lease_until TEXT           -- UTC, NULL (no lease) once done and on rows from before version 5
 );
 CREATE TABLE IF NOT EXISTS meta (
     key         TEXT PRIMARY KEY,
@@ -133,6 +138,11 @@ _MIGRATE_1_TO_2 = (
     "ALTER TABLE ledger ADD COLUMN guild_id INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE guild_settings ADD COLUMN role_id INTEGER",
 )
+# Version 5 adds the lease. Earlier rows have none: a NULL lease counts as expired, so any process may take them up.
+_MIGRATE_TO_5 = (
+    "ALTER TABLE ledger ADD COLUMN owner TEXT",
+    "ALTER TABLE ledger ADD COLUMN lease_until TEXT",
+)
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS ledger_by_guild ON ledger (run, guild_id, updated_at);
 CREATE INDEX IF NOT EXISTS ledger_by_due ON ledger (run, due_at);
@@ -146,11 +156,18 @@ def _utcnow() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
-_COLUMNS = "id, run, guild_id, talk_id, lead, channel_id, nonce, due_at, state, attempts, message_id, error, updated_at"
+def _lease_text(seconds: float = 0.0) -> str:
+    """Now (plus `seconds`) in UTC with a fixed-width fraction, so that comparing the text compares the instants."""
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).isoformat(timespec="microseconds")
+
+
+_COLUMNS = "id, run, guild_id, talk_id, lead, channel_id, nonce, due_at, state, attempts, message_id, error, updated_at, owner, lease_until"
+_INSERT = f"INSERT INTO ledger ({_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+_TAKEN_UP = (State.CLAIMED.value, State.FAILED.value)  # the states a retry (or a failure) applies to
 
 
 def _row(values: Sequence) -> LedgerRow:
-    rid, run, guild_id, talk_id, lead, channel_id, nonce, due_at, state, attempts, message_id, error, updated_at = values
+    rid, run, guild_id, talk_id, lead, channel_id, nonce, due_at, state, attempts, message_id, error, updated_at, owner, lease_until = values
     return LedgerRow(
         rid,
         run,
@@ -165,10 +182,12 @@ def _row(values: Sequence) -> LedgerRow:
         message_id,
         error,
         dt.datetime.fromisoformat(updated_at),
+        owner,
+        dt.datetime.fromisoformat(lease_until) if lease_until else None,
     )
 
 
-def _values(row: NewRow, state: State, attempts: int, error: str | None) -> tuple:
+def _values(row: NewRow, state: State, attempts: int, error: str | None, owner: str | None = None, lease_until: str | None = None) -> tuple:
     return (
         row.id,
         row.run,
@@ -183,14 +202,20 @@ def _values(row: NewRow, state: State, attempts: int, error: str | None) -> tupl
         None,
         error,
         _utcnow(),
+        owner,
+        lease_until,
     )
 
 
 class Store:
-    """One SQLite file; safe to use from one event loop and helper threads (one lock, short calls)."""
+    """One SQLite file; safe to use from one event loop and helper threads (one lock, short calls).
 
-    def __init__(self, path: str | Path) -> None:
+    `owner` names this process in the ledger's leases (a fresh one per store unless given).
+    """
+
+    def __init__(self, path: str | Path, *, owner: str | None = None) -> None:
         self.path = Path(path)
+        self.owner = owner or new_owner()
         self._lock = threading.Lock()
         try:
             if str(path) != ":memory:":
@@ -218,14 +243,11 @@ class Store:
         try:
             had_ledger = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger'").fetchone() is not None
             if had_ledger and version < 2:
-                columns = {r[1] for r in db.execute("PRAGMA table_info(ledger)")}
-                for statement in _MIGRATE_1_TO_2:
-                    column = statement.split("ADD COLUMN ")[1].split()[0]
-                    table = statement.split()[2]
-                    existing = columns if table == "ledger" else {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
-                    if column not in existing:
-                        db.execute(statement)
+                _add_columns(db, _MIGRATE_1_TO_2)
                 log.info("state: %s migrated to schema version %d (earlier reminders kept as run 'legacy')", self.path, SCHEMA_VERSION)
+            if had_ledger and version < 5:
+                _add_columns(db, _MIGRATE_TO_5)
+                log.info("state: %s migrated from schema version %d to %d (reminder leases)", self.path, version, SCHEMA_VERSION)
             for statement in (_SCHEMA + _INDEXES).split(";"):
                 if statement.strip():
                     db.execute(statement)
@@ -243,36 +265,71 @@ class Store:
         return f"Store({str(self.path)!r})"
 
     def _execute(self, query: str, args: Sequence | dict = ()) -> sqlite3.Cursor:
+        """For writes (read `rowcount`); reads go through `_one` and `_all`, which fetch under the lock too."""
         with self._lock:
-            try:
-                return self._db.execute(query, args)
-            except sqlite3.OperationalError as err:
-                if "readonly" in str(err) or "disk" in str(err) or "full" in str(err):
-                    raise StateError(_explain(self.path, err)) from None
-                raise
+            return self._locked(query, args)
+
+    def _one(self, query: str, args: Sequence | dict = ()) -> tuple | None:
+        with self._lock:
+            return self._locked(query, args).fetchone()
+
+    def _all(self, query: str, args: Sequence | dict = ()) -> list[tuple]:
+        with self._lock:
+            return self._locked(query, args).fetchall()
+
+    def _locked(self, query: str, args: Sequence | dict) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(query, args)
+        except sqlite3.OperationalError as err:
+            if "readonly" in str(err) or "disk" in str(err) or "full" in str(err):
+                raise StateError(_explain(self.path, err)) from None
+            raise
 
     # --- ledger ---------------------------------------------------------------------
-    def claim(self, row: NewRow) -> bool:
-        """Record a reminder as about to be sent; False if it is already in the ledger (any state)."""
+    def claim(self, row: NewRow, *, lease: float = DEFAULT_LEASE_SECONDS) -> bool:
+        """Record a reminder as about to be sent, ours for `lease` seconds; False if it is already in the ledger (any state)."""
         try:
-            self._execute(f"INSERT INTO ledger ({_COLUMNS}) VALUES ({', '.join('?' * 13)})", _values(row, State.CLAIMED, 1, None))
+            self._execute(_INSERT, _values(row, State.CLAIMED, 1, None, self.owner, _lease_text(lease)))
         except sqlite3.IntegrityError:
             return False
         return True
 
-    def retry(self, rid: str) -> LedgerRow | None:
-        """Take up an unconfirmed or failed row again (same nonce); None if it is done or absent."""
-        cur = self._execute(
-            "UPDATE ledger SET state = ?, attempts = attempts + 1, updated_at = ? WHERE id = ? AND state IN (?, ?)",
-            (State.CLAIMED.value, _utcnow(), rid, State.CLAIMED.value, State.FAILED.value),
+    def retry(self, rid: str, *, lease: float = DEFAULT_LEASE_SECONDS) -> LedgerRow | None:
+        """Take up a claimed or failed row again (same nonce) if its lease has expired or it is ours; else None."""
+        found = self._all(  # fetch all: a RETURNING statement commits only once it has run to its end
+            "UPDATE ledger SET state = ?, attempts = attempts + 1, updated_at = ?, owner = ?, lease_until = ? "
+            "WHERE id = ? AND state IN (?, ?) AND (owner = ? OR lease_until IS NULL OR lease_until <= ?) "
+            f"RETURNING {_COLUMNS}",
+            (State.CLAIMED.value, _utcnow(), self.owner, _lease_text(lease), rid, *_TAKEN_UP, self.owner, _lease_text()),
         )
-        return self.get(rid) if cur.rowcount else None
+        return _row(found[0]) if found else None
+
+    def lease_left(self, rid: str) -> float | None:
+        found = self._one("SELECT lease_until FROM ledger WHERE id = ? AND state IN (?, ?)", (rid, *_TAKEN_UP))
+        if found is None:
+            return None
+        return (dt.datetime.fromisoformat(found[0]) - dt.datetime.now(dt.UTC)).total_seconds() if found[0] else 0.0
+
+    def renew(self, rid: str, *, lease: float = DEFAULT_LEASE_SECONDS) -> bool:
+        cur = self._execute(
+            "UPDATE ledger SET lease_until = ? WHERE id = ? AND state = ? AND owner = ?", (_lease_text(lease), rid, State.CLAIMED.value, self.owner)
+        )
+        return cur.rowcount == 1
 
     def mark_sent(self, rid: str, message_id: str | int | None) -> None:
-        self._set(rid, State.SENT, message_id=None if message_id is None else str(message_id), error=None)
+        """Final whoever holds the lease: Discord confirmed the post."""
+        self._execute(
+            "UPDATE ledger SET state = ?, message_id = ?, error = NULL, updated_at = ?, lease_until = NULL WHERE id = ?",
+            (State.SENT.value, None if message_id is None else str(message_id), _utcnow(), rid),
+        )
 
-    def mark_failed(self, rid: str, error: str, *, permanent: bool = False) -> None:
-        self._set(rid, State.REFUSED if permanent else State.FAILED, error=error[:500])
+    def mark_failed(self, rid: str, error: str, *, permanent: bool = False, lease: float = DEFAULT_LEASE_SECONDS) -> None:
+        """Only while the row is ours: a passing failure renews our lease (our backoff retries it), a permanent one ends it."""
+        state, until = (State.REFUSED, None) if permanent else (State.FAILED, _lease_text(lease))
+        self._execute(
+            "UPDATE ledger SET state = ?, error = ?, updated_at = ?, lease_until = ? WHERE id = ? AND owner = ? AND state IN (?, ?)",
+            (state.value, error[:500], _utcnow(), until, rid, self.owner, *_TAKEN_UP),
+        )
 
     def skip_many(self, rows: Iterable[tuple[NewRow, str]]) -> int:
         """Record reminders that will never be sent, in one transaction; rows already sent stay sent."""
@@ -283,9 +340,8 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
-                    f"INSERT INTO ledger ({_COLUMNS}) VALUES ({', '.join('?' * 13)}) "
-                    "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
-                    "error = COALESCE(ledger.error || ' / ', '') || excluded.error, updated_at = excluded.updated_at "
+                    _INSERT + " ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+                    "error = COALESCE(ledger.error || ' / ', '') || excluded.error, updated_at = excluded.updated_at, lease_until = NULL "
                     "WHERE ledger.state NOT IN ('sent', 'refused', 'skipped')",
                     values,
                 )
@@ -295,12 +351,8 @@ class Store:
                 raise
         return len(values)
 
-    def _set(self, rid: str, state: State, **fields: str | None) -> None:
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        self._execute(f"UPDATE ledger SET state = ?, {assignments}, updated_at = ? WHERE id = ?", (state.value, *fields.values(), _utcnow(), rid))
-
     def get(self, rid: str) -> LedgerRow | None:
-        found = self._execute(f"SELECT {_COLUMNS} FROM ledger WHERE id = ?", (rid,)).fetchone()
+        found = self._one(f"SELECT {_COLUMNS} FROM ledger WHERE id = ?", (rid,))
         return _row(found) if found else None
 
     def get_many(self, ids: Iterable[str]) -> dict[str, LedgerRow]:
@@ -309,7 +361,7 @@ class Store:
         found: dict[str, LedgerRow] = {}
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
-            for values in self._execute(f"SELECT {_COLUMNS} FROM ledger WHERE id IN ({', '.join('?' * len(chunk))})", chunk).fetchall():
+            for values in self._all(f"SELECT {_COLUMNS} FROM ledger WHERE id IN ({', '.join('?' * len(chunk))})", chunk):
                 row = _row(values)
                 found[row.id] = row
         return found
@@ -317,22 +369,22 @@ class Store:
     def rows(self, *states: State, run: str | None = None, guild_id: int | None = None) -> list[LedgerRow]:
         """Ledger rows (of the given states, run and guild, or all), oldest due first."""
         where, args = _where(states, run, guild_id)
-        found = self._execute(f"SELECT {_COLUMNS} FROM ledger{where} ORDER BY due_at, id", args).fetchall()
+        found = self._all(f"SELECT {_COLUMNS} FROM ledger{where} ORDER BY due_at, id", args)
         return [_row(r) for r in found]
 
     def last_sent(self, run: str, guild_id: int) -> LedgerRow | None:
-        found = self._execute(
+        found = self._one(
             f"SELECT {_COLUMNS} FROM ledger WHERE run = ? AND guild_id = ? AND state = ? AND id NOT LIKE '%|qa-top|%' ORDER BY updated_at DESC LIMIT 1",
             (run, guild_id, State.SENT.value),
-        ).fetchone()
+        )
         return _row(found) if found else None
 
     def failures(self, run: str, guild_id: int, limit: int = 5) -> list[LedgerRow]:
         """The guild's most recent rows with an error, oldest first."""
-        found = self._execute(
+        found = self._all(
             f"SELECT {_COLUMNS} FROM ledger WHERE run = ? AND guild_id = ? AND error IS NOT NULL AND state != ? ORDER BY updated_at DESC LIMIT ?",
             (run, guild_id, State.SENT.value, limit),
-        ).fetchall()
+        )
         return [_row(r) for r in reversed(found)]
 
     def count_before(self, run: str, instant: dt.datetime, guild_ids: Iterable[int]) -> int:
@@ -341,10 +393,10 @@ class Store:
         if not guilds:
             return 0
         query = f"SELECT COUNT(*) FROM ledger WHERE run = ? AND due_at < ? AND guild_id IN ({', '.join('?' * len(guilds))})"
-        return self._execute(query, (run, utc_text(instant), *guilds)).fetchone()[0]
+        return self._one(query, (run, utc_text(instant), *guilds))[0]
 
     def earliest_due(self, run: str) -> dt.datetime | None:
-        found = self._execute("SELECT MIN(due_at) FROM ledger WHERE run = ?", (run,)).fetchone()
+        found = self._one("SELECT MIN(due_at) FROM ledger WHERE run = ?", (run,))
         return dt.datetime.fromisoformat(found[0]) if found and found[0] else None
 
     def forget_run(self, run: str) -> int:
@@ -355,7 +407,7 @@ class Store:
 
     # --- small named values (the rehearsal's anchor) ------------------------------------
     def get_meta(self, key: str) -> str | None:
-        found = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        found = self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return found[0] if found else None
 
     def set_meta(self, key: str, value: str) -> None:
@@ -364,7 +416,7 @@ class Store:
     # --- personal reminders (DMs) -----------------------------------------------------
     def follow(self, user_id: int, what: str, key: str, label: str, lead: int) -> bool:
         """Follow a talk or an author (again: the lead is updated); True when it is new."""
-        existed = self._execute("SELECT 1 FROM follows WHERE user_id = ? AND what = ? AND key = ?", (user_id, what, key)).fetchone() is not None
+        existed = self._one("SELECT 1 FROM follows WHERE user_id = ? AND what = ? AND key = ?", (user_id, what, key)) is not None
         self._execute(
             "INSERT INTO follows (user_id, what, key, label, lead, created_at) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(user_id, what, key) DO UPDATE SET lead = excluded.lead, label = excluded.label",
@@ -379,15 +431,15 @@ class Store:
         return self._execute("DELETE FROM follows WHERE user_id = ? AND what = ? AND key = ?", (user_id, what, key)).rowcount
 
     def follows_of(self, user_id: int) -> list[Follow]:
-        found = self._execute("SELECT user_id, what, key, label, lead FROM follows WHERE user_id = ? ORDER BY created_at, key", (user_id,)).fetchall()
+        found = self._all("SELECT user_id, what, key, label, lead FROM follows WHERE user_id = ? ORDER BY created_at, key", (user_id,))
         return [_follow(r) for r in found]
 
     def all_follows(self) -> list[Follow]:
-        found = self._execute("SELECT user_id, what, key, label, lead FROM follows ORDER BY user_id, created_at, key").fetchall()
+        found = self._all("SELECT user_id, what, key, label, lead FROM follows ORDER BY user_id, created_at, key")
         return [_follow(r) for r in found]
 
     def dm_channel(self, user_id: int) -> DmChannel | None:
-        found = self._execute("SELECT user_id, channel_id, closed, welcomed FROM dm_channels WHERE user_id = ?", (user_id,)).fetchone()
+        found = self._one("SELECT user_id, channel_id, closed, welcomed FROM dm_channels WHERE user_id = ?", (user_id,))
         return DmChannel(found[0], found[1], bool(found[2]), bool(found[3])) if found else None
 
     def set_dm_channel(self, user_id: int, *, channel_id: int | None = None, closed: bool | None = None, welcomed: bool | None = None) -> DmChannel:
@@ -410,11 +462,11 @@ class Store:
 
     # --- per-guild settings ----------------------------------------------------------
     def overrides(self, guild_id: int) -> GuildOverrides:
-        found = self._execute("SELECT guild_id, channel_id, leads, enabled, role_id FROM guild_settings WHERE guild_id = ?", (guild_id,)).fetchone()
+        found = self._one("SELECT guild_id, channel_id, leads, enabled, role_id FROM guild_settings WHERE guild_id = ?", (guild_id,))
         return overrides_from_row(found) if found else GuildOverrides(guild_id)
 
     def all_overrides(self) -> dict[int, GuildOverrides]:
-        found = self._execute("SELECT guild_id, channel_id, leads, enabled, role_id FROM guild_settings ORDER BY guild_id").fetchall()
+        found = self._all("SELECT guild_id, channel_id, leads, enabled, role_id FROM guild_settings ORDER BY guild_id")
         return {row[0]: overrides_from_row(row) for row in found}
 
     def set_override(
@@ -480,7 +532,7 @@ class Store:
 
     def question(self, qid: int) -> Question | None:
         """The question, whatever its guild: callers compare `guild_id` with the guild that asks."""
-        found = self._execute(f"SELECT {_QUESTION_COLUMNS} FROM questions WHERE id = ?", (qid,)).fetchone()
+        found = self._one(f"SELECT {_QUESTION_COLUMNS} FROM questions WHERE id = ?", (qid,))
         return _question(found) if found else None
 
     def set_question_message(self, qid: int, channel_id: int | None, message_id: int | None) -> None:
@@ -506,7 +558,7 @@ class Store:
         return self._transaction(toggle)
 
     def voted(self, qid: int, user_id: int) -> bool:
-        return self._execute("SELECT 1 FROM question_votes WHERE question_id = ? AND user_id = ?", (qid, user_id)).fetchone() is not None
+        return self._one("SELECT 1 FROM question_votes WHERE question_id = ? AND user_id = ?", (qid, user_id)) is not None
 
     def top_questions(self, guild_id: int, talk_ids: Collection[str], limit: int = 10, states: Sequence[str] = ("open",)) -> list[Question]:
         """The guild's questions for these talks, most votes first, then the oldest."""
@@ -517,7 +569,7 @@ class Store:
             f"SELECT {_QUESTION_COLUMNS} FROM questions WHERE guild_id = ? AND talk_id IN ({', '.join('?' * len(talks))}) "
             f"AND state IN ({', '.join('?' * len(wanted))}) ORDER BY votes DESC, created_at, id LIMIT ?"
         )
-        return [_question(r) for r in self._execute(query, (guild_id, *talks, *wanted, limit)).fetchall()]
+        return [_question(r) for r in self._all(query, (guild_id, *talks, *wanted, limit))]
 
     def set_question_state(self, qid: int, state: str) -> None:
         if state not in QUESTION_STATES:
@@ -548,6 +600,14 @@ _QUESTION_COLUMNS = "id, guild_id, talk_id, user_id, text, anonymous, created_at
 def _question(row: Sequence) -> Question:
     qid, guild_id, talk_id, user_id, text, anonymous, created_at, state, votes, channel_id, message_id = row
     return Question(qid, guild_id, talk_id, user_id, text, bool(anonymous), dt.datetime.fromisoformat(created_at), state, votes, channel_id, message_id)
+
+
+def _add_columns(db: sqlite3.Connection, statements: Sequence[str]) -> None:
+    """Run the ALTER TABLE ... ADD COLUMN statements whose column is missing (a half-migrated file is finished)."""
+    for statement in statements:
+        table, column = statement.split()[2], statement.split("ADD COLUMN ")[1].split()[0]
+        if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(statement)
 
 
 def _follow(row: Sequence) -> Follow:

@@ -395,11 +395,14 @@ async def test_gateway_drop_and_resume(standin: StandIn) -> None:
 @pytest.mark.asyncio
 async def test_invalid_session_makes_the_client_identify_again(standin: StandIn) -> None:
     async with bot_running(standin) as bot:
-        # discord.py waits 5 s before a non-initial IDENTIFY (Client.before_identify_hook)
-        async def no_wait(shard_id: int | None, *, initial: bool = False) -> None:
-            return None
+        # discord.py waits 5 s before a non-initial IDENTIFY (Client.before_identify_hook), which
+        # is Discord's identify window (max_concurrency 1); shorten both together
+        standin.identify_window = 0.2
 
-        bot.client.before_identify_hook = no_wait  # type: ignore[method-assign]
+        async def short_wait(shard_id: int | None, *, initial: bool = False) -> None:
+            await asyncio.sleep(0.25)
+
+        bot.client.before_identify_hook = short_wait  # type: ignore[method-assign]
         await standin.gateway.send_op(9, False)  # INVALID_SESSION, not resumable
         await standin.gateway.wait_identified(2)
         await standin.gateway.wait_until(lambda: standin.gateway.connected)
@@ -410,6 +413,9 @@ async def test_invalid_session_makes_the_client_identify_again(standin: StandIn)
 
 @pytest.mark.asyncio
 async def test_standin_outlives_a_killed_client(standin: StandIn) -> None:
+    # the restart IDENTIFYs within Discord's 5 s identify window: Discord (max_concurrency 1)
+    # answers op 9 and discord.py waits 5 s; this test is about the nonce, so shorten the window
+    standin.identify_window = 0.0
     first = Bot(standin)
     task = asyncio.create_task(first.client.start(TOKEN))
     await asyncio.wait_for(first.client.wait_until_ready(), 5)

@@ -188,5 +188,5 @@ async def click(
     handle.message = message
     standin.interactions[handle.id] = handle
     standin.by_token[handle.token] = handle
-    await standin.gateway.dispatch("INTERACTION_CREATE", payload)
+    await standin.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=guild.id if guild is not None else None)
     return handle

@@ -30,6 +30,16 @@ def add_control_routes(app: web.Application, s: StandIn) -> None:
                 "channel_ids": [str(c) for c in s.channel_ids],
                 "guilds": {str(gid): [str(c.id) for c in guild.channels] for gid, guild in s.guilds.items()},
                 "connected": g.connected,
+                # shard id (as a string, JSON keys) -> connected sessions identified for it
+                "shards": {str(k): v for k, v in g.connected_shards().items()},
+                "sessions": [
+                    {"id": x.id, "shard": list(x.shard), "connected": x.connected, "invalidated": x.invalidated, "seq": x.seq, "resumes": x.resumes}
+                    for x in g.sessions.values()
+                ],
+                "guild_shards": {str(gid): g.shard_of(gid, s.shard_count_recommended) for gid in s.guilds},
+                "rate_limited": len(g.rate_limited),
+                "session_start_limit": g.session_start_limit(),
+                "closes": [list(c) for c in g.closes],
                 "identifies": g.identifies,
                 "resumes": g.resumes,
                 "intents": g.intents,
@@ -113,7 +123,8 @@ def add_control_routes(app: web.Application, s: StandIn) -> None:
     async def drop(request: web.Request) -> web.Response:
         d = await request.json() if request.can_read_body else {}
         try:
-            await s.drop_gateway(int(d.get("code", 4000)), abrupt=bool(d.get("abrupt", False)))
+            shard = d.get("shard_id")
+            await s.drop_gateway(int(d.get("code", 4000)), abrupt=bool(d.get("abrupt", False)), shard_id=None if shard is None else int(shard))
         except RuntimeError as exc:
             return error(409, 0, str(exc))
         return json_response({"dropped": True})
@@ -204,8 +215,29 @@ class ControlClient:
     async def clear_faults(self) -> None:
         await self._call("DELETE", "/faults")
 
-    async def drop_gateway(self, code: int = 4000, *, abrupt: bool = False) -> None:
-        await self._call("POST", "/gateway/drop", json={"code": code, "abrupt": abrupt})
+    async def drop_gateway(self, code: int = 4000, *, abrupt: bool = False, shard_id: int | None = None) -> None:
+        await self._call("POST", "/gateway/drop", json={"code": code, "abrupt": abrupt, "shard_id": shard_id})
+
+    async def shards(self) -> dict[int, int]:
+        """shard id -> number of connected sessions identified for it."""
+        return {int(k): v for k, v in (await self.state())["shards"].items()}
+
+    async def wait_shards(self, shard_ids: set[int] | list[int] | range, *, timeout: float = 15.0, sessions: int = 1) -> dict[str, Any]:
+        """Poll until every shard in ``shard_ids`` has at least ``sessions`` connected sessions."""
+        wanted = set(shard_ids)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while True:
+            try:
+                st = await self.state()
+                have = {int(k): v for k, v in st["shards"].items()}
+                if all(have.get(sh, 0) >= sessions for sh in wanted):
+                    return st
+            except aiohttp.ClientError:
+                pass
+            if loop.time() > end:
+                raise TimeoutError(f"shards {sorted(wanted)} not all connected to the stand-in")
+            await asyncio.sleep(0.05)
 
     async def wait_connected(self, *, commands: bool = False, timeout: float = 15.0) -> dict[str, Any]:
         """Poll until a client has identified and is connected (and, with ``commands``,

@@ -153,8 +153,7 @@ async def get_me(s: StandIn, r: Req) -> web.Response:
 
 
 async def get_gateway_bot(s: StandIn, r: Req) -> web.Response:
-    limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-    return json_response({"url": s.gateway_url, "shards": 1, "session_start_limit": limit})
+    return json_response({"url": s.gateway_url, "shards": s.shard_count_recommended, "session_start_limit": s.gateway.session_start_limit()})
 
 
 async def get_gateway(s: StandIn, r: Req) -> web.Response:

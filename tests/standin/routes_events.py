@@ -107,8 +107,7 @@ async def _set_roles(s: StandIn, guild_id: int | None, change: Any) -> None:
         new = change(role, role.id in bot_roles)
         if new != role.permissions:
             role.permissions = new
-            if s.gateway.current is not None:
-                await s.gateway.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(gid), "role": role.payload()})
+            await s.gateway.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(gid), "role": role.payload()}, guild_id=gid)
 
 
 def add_event(
@@ -147,9 +146,7 @@ def _guild(s: StandIn, r: Req) -> int | web.Response:
 
 
 async def _announce(s: StandIn, event: str, data: dict[str, Any]) -> None:
-    session = s.gateway.current
-    if session is not None and session.intents & GUILD_SCHEDULED_EVENTS:
-        await s.gateway.dispatch(event, data)
+    await s.gateway.dispatch(event, data, intents=GUILD_SCHEDULED_EVENTS)
 
 
 async def list_events(s: StandIn, r: Req) -> web.Response:

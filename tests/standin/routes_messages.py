@@ -106,9 +106,8 @@ async def create_message(s: StandIn, r: Req) -> web.Response:
     msg = store_message(s, cid, body, "channel", r.files)
     if nonce is not None:
         s.nonces[key] = msg
-    session = s.gateway.current
-    if session is not None and dm_user is None and session.intents & GUILD_MESSAGES:
-        await s.gateway.dispatch("MESSAGE_CREATE", {**msg.payload(with_nonce=True), "member": {"roles": [], "joined_at": None}})
+    if dm_user is None:
+        await s.gateway.dispatch("MESSAGE_CREATE", {**msg.payload(with_nonce=True), "member": {"roles": [], "joined_at": None}}, intents=GUILD_MESSAGES)
     return json_response(msg.payload(with_nonce=True))
 
 

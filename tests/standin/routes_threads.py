@@ -50,7 +50,7 @@ async def _open(s: StandIn, guild: GuildSpec, parent: ChannelSpec, thread_id: in
     thread = ChannelSpec(thread_id, name, type=ttype, parent_id=parent.id, owner_id=s.bot_id)
     guild.threads.append(thread)
     payload = thread.payload(guild.id)
-    await s.gateway.dispatch("THREAD_CREATE", {**payload, "newly_created": True})
+    await s.gateway.dispatch("THREAD_CREATE", {**payload, "newly_created": True}, guild_id=guild.id)
     return json_response(payload, 201)
 
 

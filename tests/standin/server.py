@@ -67,6 +67,11 @@ class StandIn:
         member_ids: list[int] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        shard_count_recommended: int = 1,
+        max_concurrency: int = 1,
+        identify_window: float = 5.0,
+        guilds_per_shard: int = 2500,
+        session_start_total: int = 1000,
     ) -> None:
         self.app_id = app_id or snowflake()
         self.bot_id = bot_id or self.app_id
@@ -80,6 +85,17 @@ class StandIn:
         self.privileged_intents_enabled = privileged_intents_enabled
         self.bot_permissions = bot_permissions
         self.host, self._port = host, port
+        # gateway sharding (Discord's rules; see Gateway): GET /gateway/bot's `shards`, the
+        # identify rate limit (one IDENTIFY per `identify_window` s per bucket
+        # `shard_id % max_concurrency`), a shard holding `guilds_per_shard` guilds or more
+        # is refused with 4011, and `session_start_total` IDENTIFYs a day (past that every
+        # session ends and the token is reset).
+        self.shard_count_recommended = shard_count_recommended
+        self.max_concurrency = max_concurrency
+        self.identify_window = identify_window
+        self.guilds_per_shard = guilds_per_shard
+        self.session_start_total = session_start_total
+        self.token_reset = False
         self.guilds: dict[int, GuildSpec] = {}
         self.commands: dict[int | None, list[dict[str, Any]]] = {}
         self.command_creates: dict[int | None, list[float]] = {}
@@ -139,13 +155,13 @@ class StandIn:
         guild = self.add_guild(guild_id or snowflake(), **options)
         payload = guild.payload(self.bot_member(guild.id))
         payload.pop("unavailable", None)  # Discord sends `unavailable: false` only for guilds of READY coming online
-        await self.gateway.dispatch("GUILD_CREATE", payload)
+        await self.gateway.dispatch("GUILD_CREATE", payload, guild_id=guild.id)
         return guild
 
     async def leave(self, guild_id: int) -> None:
         """The bot is removed from a guild: GUILD_DELETE (without `unavailable`)."""
         self.guilds.pop(guild_id)
-        await self.gateway.dispatch("GUILD_DELETE", {"id": str(guild_id)})
+        await self.gateway.dispatch("GUILD_DELETE", {"id": str(guild_id)}, guild_id=guild_id)
 
     def publish_globally(self, from_guild: int) -> None:
         """Copy the commands synced to one guild to the global scope (what `python -m bot sync` does)."""
@@ -173,7 +189,7 @@ class StandIn:
         return next((g for g in self.guilds.values() if g.channel(channel_id) is not None), None)
 
     def token_ok(self, token: str | None) -> bool:
-        if not token:
+        if not token or self.token_reset:
             return False
         token = token.removeprefix("Bot ")
         return self.token is None or token == self.token
@@ -433,7 +449,7 @@ class StandIn:
         handle = InteractionHandle(payload, deadline=self.interaction_deadline, token_lifetime=self.token_lifetime)
         self.interactions[handle.id] = handle
         self.by_token[handle.token] = handle
-        await self.gateway.dispatch("INTERACTION_CREATE", payload)
+        await self.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=gid)
         return handle
 
     async def click(
@@ -457,5 +473,17 @@ class StandIn:
         guild = self.guilds[guild_id or self.guild_id]
         return [t for t in guild.threads if channel_id is None or t.parent_id == int(channel_id)]
 
-    async def drop_gateway(self, code: int = 4000, *, abrupt: bool = False) -> None:
-        await self.gateway.drop(code, abrupt=abrupt)
+    async def drop_gateway(self, code: int = 4000, *, abrupt: bool = False, shard_id: int | None = None) -> None:
+        await self.gateway.drop(code, abrupt=abrupt, shard_id=shard_id)
+
+    def shard_of(self, guild_id: int, num_shards: int | None = None) -> int:
+        """The shard that gets a guild's events: ``(guild_id >> 22) % num_shards``."""
+        return self.gateway.shard_of(guild_id, num_shards)
+
+    def add_guilds_over_shards(self, num_shards: int, per_shard: int = 1, **options: Any) -> list[GuildSpec]:
+        """Add ``per_shard`` guilds to each of ``num_shards`` shards (ids picked so that
+        ``(id >> 22) % num_shards`` is that shard); returns them in shard order."""
+        from .gateway import guild_id_in_shard
+
+        return [self.add_guild(guild_id_in_shard(shard, num_shards), name=f"Guild {shard}.{i}", **options)
+                for shard in range(num_shards) for i in range(per_shard)]  # fmt: skip

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 
 import pytest
 
-from bot.core.clock import ReplayClock
-from bot.reminders.plan import Target, reminder_due_at, reminder_id, reminder_phrase
+from bot.core.clock import FixedClock, ReplayClock
+from bot.reminders.plan import Reminder, Target, reminder_due_at, reminder_id, reminder_phrase
 from bot.reminders.service import Delivery, ReminderService, SendError
 from bot.state.store import State, Store
-from tests.conftest import moved, pst
+from tests.conftest import moved, pst, wait_for
 
 CHANNEL = 111111111111111111
 KINDS = frozenset({"oral", "spotlight"})
@@ -307,3 +308,255 @@ async def test_changing_the_lead_never_reminds_a_talk_at_both_leads(schedule, st
     assert [m[0] for m in channel.messages] == expected_ids(schedule)[:3]
     assert {m[1] for m in channel.messages} == {10}
     assert all(m[2].startswith("starts in 1") for m in channel.messages)  # "starts in 10 minutes" (or 9-11 at 600x)
+
+
+# --- several processes on one ledger: leases -------------------------------------------------------
+
+
+def test_the_lease_is_a_third_of_the_real_window_at_most(schedule, store):
+    """send_timeout + 5 s, but at most a third of the real grace window (or of what is left of the talk)."""
+
+    def lease(speed: float, grace: float, send_timeout: float) -> float:
+        clock = ReplayClock(pst(5, 0), speed)
+        return service_for(schedule, store, FakeChannel(), clock, grace=grace, send_timeout=send_timeout).lease
+
+    assert lease(1.0, 10, 15.0) == pytest.approx(20.0)  # the live day: send_timeout 15 s + 5 s
+    assert lease(60.0, 10, 1.67) == pytest.approx(10 / 3)  # rehearsal at speed 60: 10 real seconds of grace
+    assert lease(60.0, 10, 300.0) == pytest.approx(10 / 3)  # DMs wait up to 300 s for their turn: still a third
+    assert lease(3600.0, 10, 15.0) == pytest.approx(600 / 3600 / 3)  # the window wins over the 2 s floor
+    service = service_for(schedule, store, FakeChannel(), ReplayClock(pst(5, 0), 1200.0), grace=60, send_timeout=1.5)
+    talk = schedule.talk("shooting-formulation")  # 06:00 to 06:15: reminded at 05:55, over 20 minutes later
+    reminder = Reminder(talk, 5, CHANNEL, reminder_due_at(talk, 5))
+    assert service.lease == pytest.approx(3600 / 1200 / 3)
+    assert service.lease_for(reminder) == pytest.approx(20 * 60 / 1200 / 3)
+
+
+class SlowStore:
+    """A store one network round trip away: every call takes `delay` seconds of the calling thread."""
+
+    def __init__(self, inner, delay: float) -> None:
+        self._inner, self._delay = inner, delay
+
+    def __getattr__(self, name: str):
+        found = getattr(self._inner, name)
+        if not callable(found):
+            return found
+
+        def slow(*args, **kwargs):
+            time.sleep(self._delay)
+            return found(*args, **kwargs)
+
+        return slow
+
+
+async def test_store_calls_never_block_the_event_loop(schedule, store):
+    channel = FakeChannel()
+    service = service_for(schedule, SlowStore(store, 0.15), channel, FixedClock(pst(5, 55)))
+    await service.replan()
+    loop, gaps = asyncio.get_running_loop(), []
+
+    async def tick() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            gaps.append(loop.time() - before)
+
+    ticker = asyncio.create_task(tick())
+    await service.drain()  # get_many, claim and mark_sent: 0.45 s in all, none of it on the loop
+    ticker.cancel()
+    assert [m[0] for m in channel.messages] == ["shooting-formulation"]
+    assert store.get(rid(schedule, "shooting-formulation")).state is State.SENT
+    assert len(gaps) >= 10 and max(gaps) < 0.1, max(gaps)
+
+
+async def test_a_reminder_another_process_holds_is_looked_at_again_after_its_lease(schedule, make_store):
+    """Not "done forever": the drain comes back when the other process's lease runs out, looks in the
+    channel's history, and sends with the same nonce. On both backends."""
+    other, ours = make_store(), make_store()
+    channel, looked = FakeChannel(), []
+
+    async def find_sent(d: Delivery, since: dt.datetime) -> int | None:
+        looked.append((d.nonce, len(channel.messages)))
+        return None
+
+    service = service_for(schedule, ours, channel, FixedClock(pst(5, 55)), find_sent=find_sent)
+    await service.replan()
+    (reminder,) = service.plan.between(pst(5, 54), pst(5, 55))
+    assert other.claim(reminder.new_row(), lease=0.3)  # another process claimed it, and is sending or dead
+    delay = await service.drain()
+    assert delay is not None and 0.02 <= delay <= 0.32  # back when the lease runs out, not later
+    assert channel.messages == [] and looked == []
+    await asyncio.sleep(delay + 0.05)
+    assert await service.drain() is None
+    assert looked == [(reminder.nonce, 0)]  # the history first ...
+    assert [m[0] for m in channel.messages] == ["shooting-formulation"] and list(channel.by_nonce) == [reminder.nonce]  # ... then the nonce
+    row = ours.get(reminder.id)
+    assert row.state is State.SENT and row.owner == ours.owner and row.attempts == 2
+
+
+@pytest.fixture
+def pg(postgres_database):
+    """Open a PostgresStore on this test's database: each one is a process of its own (its own pool and owner)."""
+    from bot.state.postgres import PostgresStore
+
+    opened = []
+
+    def make():
+        opened.append(PostgresStore(postgres_database))
+        return opened[-1]
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+LEASE_SPEED, LEASE_GRACE = 60.0, 3  # three real seconds of grace: a lease of one second
+
+
+class Process:
+    """One bot process's reminder service over its own PostgresStore, posting to the shared fake Discord."""
+
+    def __init__(self, name: str, schedule, store, discord: FakeChannel, clock, calls: list, *, posts=None, find_sent=None) -> None:
+        self.name, self.discord, self.calls = name, discord, calls
+        self._posts = posts or discord.send
+        self.service = ReminderService(
+            schedule, clock, store, self.send, lambda: [Target(CHANNEL, (5,))], kinds=KINDS, grace_minutes=LEASE_GRACE, find_sent=find_sent
+        )
+
+    async def send(self, d: Delivery) -> int:
+        self.calls.append((self.name, d.reminder.talk.id, d.nonce, asyncio.get_running_loop().time()))
+        return await self._posts(d)
+
+
+def sends(calls: list, who: str, talk_id: str = "shooting-formulation") -> list[tuple]:
+    return [c for c in calls if c[0] == who and c[1] == talk_id]
+
+
+async def test_a_process_that_dies_mid_send_is_taken_over_once_after_its_lease(schedule, pg):
+    discord, calls, looked = FakeChannel(), [], []
+    clock = ReplayClock(pst(5, 54), LEASE_SPEED)  # 05:55's reminder is due in a real second
+
+    async def never_returns(d: Delivery) -> int:
+        await asyncio.Event().wait()
+        raise AssertionError
+
+    async def find_sent(d: Delivery, since: dt.datetime) -> int | None:
+        looked.append((d.nonce, asyncio.get_running_loop().time()))
+        return None
+
+    a = Process("a", schedule, pg(), discord, clock, calls, posts=never_returns)
+    b_store = pg()
+    b = Process("b", schedule, b_store, discord, clock, calls, find_sent=find_sent)
+    await started(a.service)
+    await wait_for(lambda: sends(calls, "a"), 5)
+    await a.service.close()  # a "dies" with the reminder claimed and its send in flight
+    await started(b.service)
+    await wait_for(lambda: discord.messages, 5)
+    await b.service.close()
+    ((*_, nonce, a_at),) = sends(calls, "a")
+    ((*_, b_nonce, b_at),) = sends(calls, "b")
+    reminder = next(r for r in b.service.plan if r.talk.id == "shooting-formulation")
+    assert nonce == b_nonce == reminder.nonce
+    assert b_at - a_at >= 0.95  # not before a's lease (one second) ran out
+    assert b.service.lease_for(reminder) == pytest.approx(1.0)
+    assert [n for n, _ in looked] == [nonce] and looked[0][1] <= b_at  # the history was read first
+    assert [m[0] for m in discord.messages] == ["shooting-formulation"]
+    row = b_store.get(reminder.id)
+    assert row.state is State.SENT and row.owner == b_store.owner and row.attempts == 2
+
+
+async def test_a_process_that_dies_after_posting_is_found_in_the_history_not_posted_again(schedule, pg):
+    discord, calls = FakeChannel(), []
+    discord.hang_after_post.add("shooting-formulation")
+    clock = ReplayClock(pst(5, 54), LEASE_SPEED)
+    posted: dict[str, int] = {}
+    looked: list[float] = []
+
+    async def find_sent(d: Delivery, since: dt.datetime) -> int | None:
+        looked.append(asyncio.get_running_loop().time())
+        return posted.get(d.nonce)
+
+    a = Process("a", schedule, pg(), discord, clock, calls)
+    b_store = pg()
+    b = Process("b", schedule, b_store, discord, clock, calls, find_sent=find_sent)
+    await started(a.service)
+    await wait_for(lambda: discord.messages, 5)
+    await a.service.close()  # posted, never confirmed
+    posted.update(discord.by_nonce)
+    discord.by_nonce.clear()  # and Discord's nonce window is over: a resend would post twice
+    await started(b.service)
+    reminder = next(r for r in b.service.plan if r.talk.id == "shooting-formulation")
+    await wait_for(lambda: b_store.get(reminder.id).state is State.SENT, 5)
+    await b.service.close()
+    assert sends(calls, "b") == [] and [m[0] for m in discord.messages] == ["shooting-formulation"]
+    ((*_, a_at),) = sends(calls, "a")
+    assert len(looked) == 1 and looked[0] - a_at >= 0.95  # taken up (and looked for) only once a's lease ran out
+    row = b_store.get(reminder.id)
+    assert row.message_id == "1" and row.owner == b_store.owner
+
+
+async def test_a_slow_but_live_process_keeps_its_claim_and_nothing_is_sent_twice(schedule, pg):
+    """The owner renews its lease while its send is in flight: the other process never sends it."""
+    discord, calls = FakeChannel(), []
+    clock = ReplayClock(pst(5, 54), LEASE_SPEED)
+
+    async def slow(d: Delivery) -> int:
+        await asyncio.sleep(2.5)  # two and a half leases
+        return await discord.send(d)
+
+    a_store = pg()
+    a = Process("a", schedule, a_store, discord, clock, calls, posts=slow)
+    b = Process("b", schedule, pg(), discord, clock, calls, find_sent=nothing_found)
+    await started(a.service)
+    await wait_for(lambda: sends(calls, "a"), 5)
+    await started(b.service)
+    await wait_for(lambda: discord.messages, 5)
+    await asyncio.sleep(0.3)
+    await asyncio.gather(a.service.close(), b.service.close())
+    assert sends(calls, "b") == [] and [m[0] for m in discord.messages] == ["shooting-formulation"]
+    row = a_store.get(next(r.id for r in a.service.plan if r.talk.id == "shooting-formulation"))
+    assert row.state is State.SENT and row.owner == a_store.owner and row.attempts == 1
+
+
+async def nothing_found(d: Delivery, since: dt.datetime) -> None:
+    return None
+
+
+class NoRenew:
+    """A store whose lease renewals never reach the database (a stalled owner): its lease lapses while it sends."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+    def renew(self, rid: str, *, lease: float) -> bool:
+        return True
+
+
+async def test_a_slow_owner_whose_lease_lapsed_causes_no_second_post(schedule, pg):
+    """The next owner reads the history, then sends with the same nonce: Discord dedupes the late first send."""
+    discord, calls, looked = FakeChannel(), [], []
+    clock = ReplayClock(pst(5, 54), LEASE_SPEED)
+
+    async def slow(d: Delivery) -> int:
+        await asyncio.sleep(2.0)
+        return await discord.send(d)
+
+    async def find_sent(d: Delivery, since: dt.datetime) -> int | None:
+        looked.append(asyncio.get_running_loop().time())
+        return None
+
+    a = Process("a", schedule, NoRenew(pg()), discord, clock, calls, posts=slow)
+    b = Process("b", schedule, pg(), discord, clock, calls, find_sent=find_sent)
+    await started(a.service)
+    await wait_for(lambda: sends(calls, "a"), 5)
+    await started(b.service)
+    await wait_for(lambda: sends(calls, "b"), 5)
+    await asyncio.sleep(2.0)  # a's send comes back too
+    await asyncio.gather(a.service.close(), b.service.close())
+    ((*_, a_nonce, a_at),) = sends(calls, "a")
+    ((*_, b_nonce, b_at),) = sends(calls, "b")
+    assert a_nonce == b_nonce and b_at - a_at >= 0.95 and looked and looked[0] <= b_at
+    assert [m[0] for m in discord.messages] == ["shooting-formulation"]

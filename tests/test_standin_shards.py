@@ -186,7 +186,8 @@ async def test_identify_over_the_limit_gets_op_9_and_discord_py_identifies_again
 async def test_a_dropped_shard_resumes_alone_and_gets_what_it_missed(standin: StandIn) -> None:
     async with both(standin, [0, 1], [2, 3]) as (_a, b):
         resumed = asyncio.ensure_future(b.client.wait_for("shard_resumed", timeout=5))
-        await standin.drop_gateway(abrupt=True, shard_id=2)
+        async with ControlClient(standin.url) as ctl:  # as a test driving bot processes would
+            await ctl.drop_gateway(abrupt=True, shard_id=2)
         handle = await standin.invoke("where", guild_id=guild_in(standin, 2))  # buffered for RESUME
         assert (await handle.wait_response())["data"]["content"] == "B shard 2"
         assert await resumed == 2

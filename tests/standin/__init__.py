@@ -11,11 +11,20 @@ In-process::
 Subprocess: ``python -m tests.standin --port 0`` prints ``STANDIN_URL=http://127.0.0.1:PORT``;
 run the bot with ``PYTHONPATH=<tests/standin/sitecustomize_dir>`` and
 ``DISCORD_STANDIN_URL=<url>``; drive it with :class:`ControlClient`.
+
+Sharded (several processes, each an ``AutoShardedClient`` on some shards)::
+
+    async with StandIn(shard_count_recommended=4, max_concurrency=4) as standin:
+        standin.add_guilds_over_shards(4, per_shard=2)       # ids with (id >> 22) % 4 == shard
+        ...start the processes...
+        await standin.gateway.wait_shards({0, 1, 2, 3})     # ControlClient.wait_shards from outside
+        await standin.invoke("talks", guild_id=gid)         # reaches the session(s) of gid's shard
 """
 
 from pathlib import Path
 
 from .control import ControlClient
+from .gateway import guild_id_in_shard, shard_of
 from .harness import TOKEN, kill_client, running_client, stop_client
 from .interactions import CallbackAttempt, InteractionHandle
 from .models import StoredMessage
@@ -49,10 +58,12 @@ __all__ = [
     "apply_redirect",
     "embed_length",
     "form_error",
+    "guild_id_in_shard",
     "kill_client",
     "pinged",
     "redirect_discord",
     "running_client",
+    "shard_of",
     "stop_client",
     "subprocess_env",
     "undo_redirect",

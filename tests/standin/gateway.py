@@ -155,10 +155,8 @@ class Gateway(Watchable):
         return [s for s in self.live_sessions() if s.shard_id == shard_id and (s.connected or not connected)]
 
     def shard_of(self, guild_id: int, num_shards: int | None = None) -> int:
-        """The shard of a guild, for ``num_shards`` (default: that of the latest IDENTIFY)."""
-        if num_shards is None:
-            num_shards = self.current.shard[1] if self.current is not None else 1
-        return shard_of(guild_id, num_shards)
+        """The shard of a guild, for ``num_shards`` (default: the stand-in's recommended count)."""
+        return shard_of(guild_id, num_shards or self.standin.shard_count_recommended)
 
     def connected_shards(self) -> dict[int, int]:
         """shard id -> number of connected sessions identified for it."""

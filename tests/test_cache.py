@@ -335,3 +335,14 @@ def test_the_seal_is_checked_before_anything_is_parsed():
     assert unpack(blob, ident, None)[0] == b"{not json"  # a sound seal: parsing comes next, and fails there
     with pytest.raises(CacheRefused, match="seal"):
         unpack(blob, hashlib.blake2b(b"y", digest_size=16).digest(), None)
+
+
+def test_a_document_that_orjson_cannot_write_as_json_reads_it_is_written_by_json():
+    """orjson writes the document; NaN (orjson would write null), a lone surrogate or a huge integer go through json."""
+    from bot.core.cache import _json, _loads, _odd_numbers
+
+    for document in ({"a": [1.5, float("nan")]}, {"a": "lone \udc80"}, {"a": [2**70]}, {"a": [{"b": float("inf")}]}):
+        text = _json(document, _odd_numbers(document))
+        again = _loads(text)
+        assert json.dumps(again, allow_nan=True) == json.dumps(document, allow_nan=True)
+    assert _json({"a": ["x", 1, 2.5]}, False) == b'{"a":["x",1,2.5]}'

@@ -403,3 +403,23 @@ def test_author_words_folded_per_name_are_those_of_the_joined_names(names):
 def test_ascii_words_are_the_folded_words():
     text = "On L2-regularization: a (very) *short* note_on_things, 3.5x faster! TL;DR"
     assert words(text) == fold(text).split()
+
+
+def test_an_index_read_in_bulk_from_texts_is_the_one_read_word_by_word():
+    """Titles, authors and abstracts are split a batch of talks at a time (one split, numpy finds each
+    word's talk); the index is the same as from each talk's own words, whatever the batch."""
+    text = generate_schedule(60, seed=4).replace("Learning", "Léarning $L_2$ Ærø 山田 太郎")
+    schedule = parse_schedule(text, "gen.yaml")
+    index = SearchIndex(schedule)
+    docs = [((TITLE, fold(t.title).split()), (AUTHOR, fold(" ".join(t.authors)).split()), (ABSTRACT, words(t.abstract))) for t in schedule.talks]
+    _same_index(index._talk_index, TokenIndex(docs))
+    _same_index(index._talk_index, TokenIndex(docs, piece_words=50))
+    assert any(not t.abstract.isascii() for t in schedule.talks) and any("$" in t.title for t in schedule.talks)
+
+
+def test_words_parted_by_other_whitespace_still_find_their_documents():
+    docs = [((TITLE, ["a\tb", "c"]),), ((ABSTRACT, ["d\u3000e"]),), ((TITLE, ["f"]), (ABSTRACT, ["g\x1fh"]))]
+    index = TokenIndex(docs, piece_words=10**9)
+    found = {term: index.docs[index.indptr[i] : index.indptr[i + 1]].tolist() for term, i in index.vocab.items()}
+    assert found == {"a": [0], "b": [0], "c": [0], "d": [1], "e": [1], "f": [2], "g": [2], "h": [2]}
+    assert index.sorted_terms == sorted(index.vocab) and list(index.vocab.values()) == list(range(8))

@@ -24,6 +24,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -36,6 +37,7 @@ from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import orjson
 
 from bot.config import Settings
 from bot.core import search
@@ -183,7 +185,17 @@ def _contents(blob: bytes, ident: bytes, key: bytes | None) -> tuple[bytes, list
 
 def _build(document: bytes, abstracts: list[str], arrays: dict[str, np.ndarray], source: str) -> tuple[Schedule, SearchIndex]:
     with gc_paused():
-        return decode(json.loads(document), abstracts, arrays, source)
+        return decode(_loads(document), abstracts, arrays, source)
+
+
+def _loads(document: bytes) -> Any:
+    """orjson reads what it wrote; json what only it could write (see _json), or anything else orjson refuses."""
+    if document[:1] != b" ":
+        try:
+            return orjson.loads(document)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(document)
 
 
 # --------------------------------------------------------------------------- the file
@@ -483,13 +495,45 @@ def _encode(schedule: Schedule, index: SearchIndex) -> tuple[bytes, list[str], d
     """The JSON document, the abstracts and the arrays; CacheUnsupported for a value they cannot hold."""
     encoder = _Encoder(schedule)
     plan, abstracts = _schedule_doc(schedule, encoder.arrays)
-    document = {"schedule": plan, "index": encoder.value(index)}
+    walked = encoder.value(index)
+    return _json({"schedule": plan, "index": walked}, _odd_numbers(walked)), abstracts, encoder.arrays
+
+
+def _json(document: Any, odd_numbers: bool = True) -> bytes:
+    """The document as compact UTF-8 JSON: by orjson, unless it holds what only the json module writes
+    as json.loads reads it back (NaN or infinity, a lone surrogate, an integer past 64 bits).
+
+    `odd_numbers`: whether the document may hold a float that is not finite (orjson writes it as null).
+    """
     try:
-        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+        if not odd_numbers:
+            return orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        pass
+    try:  # a space first tells _loads that orjson would not read it back the same
+        return b" " + json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=True).encode("utf-8", "surrogatepass")
     except (TypeError, ValueError) as err:
         raise CacheUnsupported(str(err)) from None
-    del document
-    return text.encode("utf-8", "surrogatepass"), abstracts, encoder.arrays
+
+
+def _odd_numbers(value: Any) -> bool:
+    """Any float that is not finite in a document of dicts and lists (a schedule's columns hold none)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                return True
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            kinds = set(map(type, item))
+            if float in kinds and not all(map(math.isfinite, (x for x in item if type(x) is float))):
+                return True
+            if dict in kinds or list in kinds:
+                stack.extend(x for x in item if type(x) is dict or type(x) is list)
+    return False
 
 
 def decode(document: Any, abstracts: list[str], arrays: dict[str, np.ndarray], source: str) -> tuple[Schedule, SearchIndex]:

@@ -13,14 +13,14 @@ import re
 from array import array
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from rapidfuzz import fuzz, process
 
 from bot.core.schedule import Schedule, Session, Talk, gc_paused, give_way
-from bot.core.text import fold, fold_joined, words
+from bot.core.text import ASCII_SPACES, fold, fold_joined
 
 TITLE, AUTHOR, ABSTRACT = 0, 1, 2
 FIELD_WEIGHT = (3.0, 3.0, 1.0)
@@ -96,33 +96,85 @@ _WEIGHTS = np.asarray(FIELD_WEIGHT, np.float32)
 _Postings = tuple[np.ndarray, np.ndarray, np.ndarray]  # terms, documents, weights
 
 
-class _Piece:
-    """The words of some consecutive documents, as term ids, while a TokenIndex is built."""
+_RANKS = np.unique(-_WEIGHTS, return_inverse=True)[1].astype(np.int32)  # per field: 0 for the heaviest weight, 1 for the next, ...
+_RANK_WEIGHTS = -np.unique(-_WEIGHTS)
+_Field = tuple[int, Sequence[int], str, Sequence[int]]
+"""A field of some documents: the field, the documents, their folded texts joined by one space, and the length of each."""
+_Batch = tuple[int, list[_Field]]
+"""Documents up to (not including) a number, and the fields that some of them have."""
+
+
+class _Words:
+    """The words of a batch of documents, as term ids and their documents, read in bulk.
+
+    Each field of the batch is joined into one text and split once; where each word starts (found by
+    numpy in the joined text) says its document. A word is looked up in the vocabulary as it comes:
+    new words get the next id, which TokenIndex renumbers in sorted order at the end.
+    """
 
     def __init__(self) -> None:
-        self.terms = array("i")
-        self.segments: list[int] = []  # how many words each (document, field) added
-        self.docs: list[int] = []
-        self.fields: list[int] = []
+        self.vocab: defaultdict[str, int] = defaultdict()
+        self.vocab.default_factory = self.vocab.__len__  # all in C: a new word gets the next id
+        self.pieces: list[tuple[np.ndarray, np.ndarray]] = []  # per piece: term ids, document << 2 | weight rank
+        self.words = 0
 
-    def add(self, doc: int, field: int, term_ids: Iterable[int]) -> None:
-        before = len(self.terms)
-        self.terms.extend(term_ids)
-        self.segments.append(len(self.terms) - before)
-        self.docs.append(doc)
-        self.fields.append(field)
+    def add(self, fields: list[_Field]) -> None:
+        terms, owners = [], []
+        for field, docs, joined, lengths in fields:
+            give_way()
+            ids, where = self.split(joined, lengths)
+            terms.append(ids)
+            owners.append((np.asarray(docs, np.int32)[where] << 2) | _RANKS[field])
+        if terms:
+            self.pieces.append((np.concatenate(terms), np.concatenate(owners)))
+            self.words += len(self.pieces[-1][0])
 
-    def postings(self) -> _Postings:
+    def split(self, joined: str, lengths: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The term id of each word of texts joined by a space, and which text (of these lengths) it is in."""
+        words = joined.split()
+        if not words:
+            return np.zeros(0, np.int32), np.zeros(0, np.intp)
+        ids = np.frombuffer(array("i", map(self.vocab.__getitem__, words)), np.intc).astype(np.int32)
+        chars = np.frombuffer(joined.encode("ascii"), np.uint8) if joined.isascii() else np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
+        letter = chars != 32
+        starts = np.flatnonzero(letter & np.concatenate(([True], ~letter[:-1])))
+        ends = np.cumsum(np.asarray(lengths, np.int64) + 1)
+        if len(starts) != len(words):  # a separator other than a space (never in folded text): count text by text
+            counts = [len(joined[end - length - 1 : end - 1].split()) for length, end in zip(lengths, ends.tolist(), strict=True)]
+            return ids, np.repeat(np.arange(len(lengths)), counts)
+        return ids, np.searchsorted(ends, starts, side="right")
+
+    def postings(self, piece: int, renumber: np.ndarray) -> _Postings:
         """One posting per (term, document), with the weight of its best field, sorted by term then document."""
-        counts = np.array(self.segments, np.int64)
-        terms = np.frombuffer(self.terms, np.intc).astype(np.int32)
-        docs = np.repeat(np.array(self.docs, np.int32), counts)
-        weights = np.repeat(_WEIGHTS[np.array(self.fields, np.intp)], counts)
-        order = np.lexsort((-weights, docs, terms))
-        terms, docs, weights = terms[order], docs[order], weights[order]
-        first = np.ones(len(terms), bool)
-        first[1:] = (terms[1:] != terms[:-1]) | (docs[1:] != docs[:-1])
-        return terms[first], docs[first], weights[first]
+        terms, owners = self.pieces[piece]
+        self.pieces[piece] = None  # type: ignore[call-overload]  # let go as soon as sorted
+        keys = np.sort((renumber[terms].astype(np.int64) << 32) | owners.astype(np.int64))
+        first = np.ones(len(keys), bool)
+        first[1:] = (keys[1:] >> 2) != (keys[:-1] >> 2)
+        keys = keys[first]
+        return (keys >> 32).astype(np.int32), ((keys >> 2) & 0x3FFFFFFF).astype(np.int32), _RANK_WEIGHTS[keys & 3]
+
+
+def _batches_of_words(docs: Iterable[Iterable[tuple[int, Iterable[str]]]], piece_words: int) -> Iterator[_Batch]:
+    """Documents given as lists of words, in batches of about `piece_words` words."""
+    fields: dict[int, tuple[list[int], list[str]]] = {}
+    count, doc = 0, -1
+    for doc, doc_fields in enumerate(docs):
+        give_way()
+        for field, field_words in doc_fields:
+            listed = list(field_words)
+            numbers, texts = fields.setdefault(field, ([], []))
+            numbers.append(doc)
+            texts.append(" ".join(listed))
+            count += len(listed)
+        if count >= piece_words:  # whole documents only: a piece dedupes its (term, document) pairs
+            yield doc + 1, [_field_of(field, numbers, texts) for field, (numbers, texts) in fields.items()]
+            fields, count = {}, 0
+    yield doc + 1, [_field_of(field, numbers, texts) for field, (numbers, texts) in fields.items()]
+
+
+def _field_of(field: int, docs: Sequence[int], texts: list[str]) -> _Field:
+    return field, docs, " ".join(texts), list(map(len, texts))
 
 
 class TokenIndex:
@@ -130,6 +182,7 @@ class TokenIndex:
 
     Postings are numpy arrays in CSR form (term -> documents, weights), and scoring works on dense
     per-document vectors, so a query costs a few vector operations, not a Python loop per posting.
+    Term ids are the places of the terms in sorted order.
     """
 
     def __init__(self, docs: Iterable[Iterable[tuple[int, Iterable[str]]]], *, min_prefix: int = 2, piece_words: int = PIECE_WORDS) -> None:
@@ -138,26 +191,33 @@ class TokenIndex:
         `min_prefix`: how many letters a half-typed last word needs before it stands for its completions.
         `piece_words`: how many words are sorted at a time (the index is the same whatever it is).
         """
+        self._build(_batches_of_words(docs, piece_words), min_prefix)
+
+    @classmethod
+    def of_texts(cls, batches: Iterable[_Batch], *, min_prefix: int = 2) -> TokenIndex:
+        """From batches of consecutive documents: per field, the documents and the folded text of each.
+
+        Words are split and looked up a batch at a time, in bulk; each batch is sorted on its own.
+        """
+        index = cls.__new__(cls)
+        index._build(batches, min_prefix)
+        return index
+
+    def _build(self, batches: Iterable[_Batch], min_prefix: int) -> None:
         self.min_prefix = min_prefix
-        # A new word gets the next id, all in C (defaultdict calls len(vocab) for it): ids in first-seen order.
-        vocab: defaultdict[str, int] = defaultdict()
-        vocab.default_factory = vocab.__len__
-        pieces: list[_Postings] = []
-        piece = _Piece()
-        doc_id = -1
-        for doc_id, fields in enumerate(docs):
-            give_way()
-            for field_no, field_words in fields:  # a word repeated in a document: its postings dedupe it
-                piece.add(doc_id, field_no, map(vocab.__getitem__, field_words))
-            if len(piece.terms) >= piece_words:  # whole documents only: a piece dedupes its (term, document) pairs
-                pieces.append(piece.postings())
-                piece = _Piece()
-        pieces.append(piece.postings())
-        self.size = max(1, doc_id + 1)
-        self.vocab = dict(vocab)
-        self._build_postings(pieces)
-        self.sorted_terms = sorted(self.vocab)
-        self.sorted_ids = np.fromiter(map(self.vocab.__getitem__, self.sorted_terms), np.int32, len(self.sorted_terms))
+        words = _Words()
+        size = 0
+        for stop, fields in batches:
+            words.add(fields)
+            size = stop
+        self.size = max(1, size)
+        self.sorted_terms = sorted(words.vocab)
+        self.vocab = dict(zip(self.sorted_terms, range(len(self.sorted_terms)), strict=True))
+        renumber = np.empty(len(self.vocab), np.int32)
+        renumber[np.fromiter(map(words.vocab.__getitem__, self.sorted_terms), np.int64, len(self.vocab))] = np.arange(len(self.vocab), dtype=np.int32)
+        words.vocab.clear()
+        self._build_postings([words.postings(n, renumber) for n in range(len(words.pieces))])
+        self.sorted_ids = np.arange(len(self.vocab), dtype=np.int32)
         by_length: dict[int, list[str]] = defaultdict(list)
         for term in self.sorted_terms:
             by_length[len(term)].append(term)
@@ -318,6 +378,30 @@ def _folded(texts: Iterable[str]) -> list[str]:
     return out
 
 
+BATCH_TALKS = 256
+"""Talks whose words are split and sorted together while an index is built (about 60,000 words)."""
+
+
+def _abstract_words(texts: list[str]) -> tuple[str, list[int]]:
+    """The words of each text as words() finds them, joined by spaces, and the length of each text so joined.
+
+    Plain ASCII (most abstracts) is lowered and cleaned in one pass over the joined texts, which keeps
+    each text's length; other texts are folded one by one.
+    """
+    joined = " ".join(texts)
+    if joined.isascii() and not any(mark in joined for mark in _LATEX_MARKS):
+        return joined.lower().translate(ASCII_SPACES), list(map(len, texts))
+    words_of = [text.lower().translate(ASCII_SPACES) if _plain_ascii(text) else fold(text) for text in texts]
+    return " ".join(words_of), list(map(len, words_of))
+
+
+_LATEX_MARKS = ("$", "\\", "``")
+
+
+def _plain_ascii(text: str) -> bool:
+    return text.isascii() and not any(mark in text for mark in _LATEX_MARKS)
+
+
 def author_key(name: str, folded: str | None = None) -> str:
     """A stable id for a name: its folded words joined by '-', or a digest for a name with no letters at all."""
     key = "-".join((fold(name) if folded is None else folded).split())[:100]
@@ -327,18 +411,39 @@ def author_key(name: str, folded: str | None = None) -> str:
 class _NameFolds(dict):
     """fold() of each name, once: a name comes back on every talk its person gives or chairs."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys_of = _AuthorKeys(self)
+
     def __missing__(self, name: str) -> str:
         self[name] = folded = fold(name)
         return folded
 
     def key(self, name: str) -> str:
-        return author_key(name, self[name])
+        return self.keys_of[name]
 
     def words(self, names: tuple[str, ...]) -> list[str]:
         """words(" ".join(names)), from each name folded once."""
-        if any("$" in name or "\\" in name for name in names):  # LaTeX may run from one name into the next
-            return words(" ".join(names))
-        return fold_joined([self[name] for name in names]).split()
+        return self.text(names).split()
+
+    def text(self, names: tuple[str, ...]) -> str:
+        """The words of the names together, joined by spaces."""
+        joined = " ".join(names)
+        if "$" in joined or "\\" in joined:  # LaTeX may run from one name into the next
+            return fold(joined)
+        return fold_joined(list(map(self.__getitem__, names)))
+
+
+class _AuthorKeys(dict):
+    """author_key() of each name, once."""
+
+    def __init__(self, folds: _NameFolds) -> None:
+        super().__init__()
+        self.folds = folds
+
+    def __missing__(self, name: str) -> str:
+        self[name] = key = author_key(name, self.folds[name])
+        return key
 
 
 def _is_content(token: str) -> bool:
@@ -364,35 +469,55 @@ class SearchIndex:
         self._title_order = sorted(range(len(self._titles)), key=self._titles.__getitem__)
         self._sorted_titles = [self._titles[i] for i in self._title_order]
         names = _NameFolds()
-        # Abstracts are folded one at a time and not kept: at 100,000 talks they would double the memory.
-        fields = (
-            ((TITLE, title.split()), (AUTHOR, names.words(t.authors)), (ABSTRACT, words(t.abstract))) for t, title in zip(self.talks, self._titles, strict=True)
-        )
-        self._talk_index = TokenIndex(fields)
+        self._talk_index = TokenIndex.of_texts(self._talk_batches(names))
         self.authors = self._collect_authors(schedule, names)
         self._by_key = {a.key: a for a in self.authors}
         self._author_names = [names[a.name] for a in self.authors]
         # One typed letter already narrows the names to those with a word starting with it.
-        self._author_index = TokenIndex((((AUTHOR, name.split()),) for name in self._author_names), min_prefix=1)
+        everyone = range(len(self._author_names))
+        names_field = (AUTHOR, everyone, " ".join(self._author_names), list(map(len, self._author_names)))
+        self._author_index = TokenIndex.of_texts([(len(everyone), [names_field])], min_prefix=1)
+
+    def _talk_batches(self, names: _NameFolds) -> Iterator[_Batch]:
+        """The talks' titles, authors and abstracts, a batch of talks at a time.
+
+        Abstracts are folded a batch at a time and not kept: at 100,000 talks they would double the memory.
+        """
+        for lo in range(0, len(self.talks), BATCH_TALKS):
+            give_way()
+            talks = self.talks[lo : lo + BATCH_TALKS]
+            docs = range(lo, lo + len(talks))
+            titles = self._titles[lo : lo + len(talks)]
+            authors = [names.text(t.authors) for t in talks]
+            abstracts, lengths = _abstract_words([t.abstract for t in talks])
+            yield (
+                docs.stop,
+                [
+                    (TITLE, docs, " ".join(titles), list(map(len, titles))),
+                    (AUTHOR, docs, " ".join(authors), list(map(len, authors))),
+                    (ABSTRACT, docs, abstracts, lengths),
+                ],
+            )
 
     @staticmethod
     def _collect_authors(schedule: Schedule, folds: _NameFolds | None = None) -> list[Author]:
         """Everyone who authors a talk or chairs a session, once each (by folded name)."""
         folds = _NameFolds() if folds is None else folds
+        keys = folds.keys_of
         names: dict[str, str] = {}
         talks_of: dict[str, list[Talk]] = defaultdict(list)
         chaired: dict[str, list[Session]] = defaultdict(list)
         for talk in schedule.talks:
             give_way()
             for name in talk.authors:
-                key = folds.key(name)
+                key = keys[name]
                 names.setdefault(key, name)
                 mine = talks_of[key]
                 if not mine or mine[-1] is not talk:  # talks come one at a time: a repeat is the last one
                     mine.append(talk)
         for session in schedule.sessions:
             for name in session.chairs:
-                key = folds.key(name)
+                key = keys[name]
                 names.setdefault(key, name)
                 sessions = chaired[key]
                 if not sessions or sessions[-1] is not session:  # a name listed twice as a chair of one session

@@ -105,13 +105,13 @@ def fold(text: str) -> str:
 
 
 # ASCII other than [0-9a-z] as a space: translate and split find the words twice as fast as a regex.
-_ASCII_SPACES = {code: " " for code in range(128) if not ("0" <= chr(code) <= "9" or "a" <= chr(code) <= "z")}
+ASCII_SPACES = {code: " " for code in range(128) if not ("0" <= chr(code) <= "9" or "a" <= chr(code) <= "z")}
 
 
 def words(text: str) -> list[str]:
     """The words of `fold(text)`, faster for plain ASCII text (most abstracts)."""
     if text.isascii() and "$" not in text and "\\" not in text and "``" not in text:
-        return text.lower().translate(_ASCII_SPACES).split()
+        return text.lower().translate(ASCII_SPACES).split()
     return fold(text).split()
 
 

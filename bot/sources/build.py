@@ -90,6 +90,7 @@ class _Build:
         self.problems: list[Problem] = []  # refuse a strict draft
         self.warnings: list[Problem] = []
         self.fatal: list[Problem] = []  # refuse any draft
+        self.fixes: dict[int, tuple[dt.datetime, dt.datetime]] = {}  # id of a time -> (that time, fixed): see fixed
 
     # -------------------------------------------------------------- reporting
 
@@ -244,6 +245,9 @@ class _Build:
 
     def kind(self, it: DraftItem) -> Kind:
         text = it.kind.strip().lower()
+        known = _KINDS.get(text)
+        if known is not None:
+            return known
         try:
             return Kind(text)
         except ValueError:
@@ -272,6 +276,13 @@ class _Build:
         return text[:MAX_TEXT_CHARS].rstrip()
 
     def fixed(self, moment: dt.datetime) -> dt.datetime:
+        """The same instant with a shared fixed offset (see _fix), once per time: readers share equal times."""
+        done = self.fixes.get(id(moment))
+        if done is None or done[0] is not moment:
+            done = self.fixes[id(moment)] = (moment, self._fix(moment))
+        return done[1]
+
+    def _fix(self, moment: dt.datetime) -> dt.datetime:
         """The same instant with a fixed UTC offset: what our YAML holds, and what the prepared copy stores.
 
         One tzinfo object per offset, shared by every schedule built: Python compares datetimes of one
@@ -342,8 +353,12 @@ def _fixed_zone(offset: dt.timedelta | None) -> dt.timezone:
     return zone
 
 
+_KINDS = {kind.value: kind for kind in Kind}
+
+
 def _names(names: list[str]) -> tuple[str, ...]:
-    return tuple(n for n in (name.strip() for name in names) if n)
+    stripped = [name.strip() for name in names]
+    return tuple(stripped) if all(stripped) else tuple(filter(None, stripped))
 
 
 def _suffixed(ident: str, taken: set[str]) -> str:

@@ -477,6 +477,7 @@ class _Checker:
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.moments: dict[tuple[str, ZoneInfo | None], dt.datetime] = {}  # times read without a problem
 
     def add(self, line: int, field_path: str, message: str) -> None:
         self.problems.append(Problem(line, field_path, message))
@@ -544,6 +545,9 @@ class _Checker:
         value = node.get(key)
         if value is None:
             return None
+        known = self.moments.get((value, tz)) if type(value) is str else None
+        if known is not None:  # items of a session share a few dozen times: each is read once
+            return known
         line = _line(node, key)
         where = _join(path, key)
         if isinstance(value, dt.datetime):
@@ -564,6 +568,9 @@ class _Checker:
             expected = moment.astimezone(tz).utcoffset()
             if expected != moment.utcoffset():
                 self.add(line, where, f"offset {_fmt_offset(moment.utcoffset())} does not match {tz.key}, which is {_fmt_offset(expected)} at that time")
+                return moment
+        if type(value) is str and len(self.moments) < 100_000:
+            self.moments[value, tz] = moment
         return moment
 
 

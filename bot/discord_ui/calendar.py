@@ -41,7 +41,7 @@ class CalendarCommand:
 
     async def answer(self, interaction: discord.Interaction, query: str | None, mine: bool) -> None:
         schedule, index = self.programme.schedule, self.programme.index
-        followed = self._followed_ids(interaction.user.id) if mine else None  # on the loop: the store is not thread-safe
+        followed = await asyncio.to_thread(self._followed_ids, interaction.user.id) if mine else None  # the state store answers off the loop
         if query is None and len(followed if followed is not None else schedule.talks) > DEFER_ABOVE:
             await interaction.response.defer(ephemeral=True, thinking=True)
         now, limit = self.clock.now(), interaction.filesize_limit

@@ -234,16 +234,15 @@ class EventsExtension:
             log.warning("events: %s", result.failures[-1])
             return result
         now = effective_now(self.clock.now(), self.real_clock.now())
-        full = plan_events(
-            self._schedule(), self.settings.reminder_kinds, [existing(e, self.client.user.id) for e in found.values()], load_known(self.store, guild_id), now
-        )
+        known = await asyncio.to_thread(load_known, self.store, guild_id)
+        full = plan_events(self._schedule(), self.settings.reminder_kinds, [existing(e, self.client.user.id) for e in found.values()], known, now)
         plan = full.allowed(perms.create_events, perms.manage_events)
         blocked = [CREATE_EVENTS] if not perms.create_events else []  # without it no new talk gets an event, needed now or not
         for name in plan.blocked:
             _add(blocked, name)
         self._note(guild_id, full)
         events = dict(plan.events)
-        save_known(self.store, guild_id, events)
+        await asyncio.to_thread(save_known, self.store, guild_id, dict(events))
         result = dataclasses.replace(
             result, adopted=len(plan.adopted), kept=plan.kept, skipped_past=plan.skipped_past, beyond_limit=plan.beyond_limit, next_end=plan.next_end
         )
@@ -331,7 +330,7 @@ class _Steps:
             return
         if delete.talk_id and self.events.get(delete.talk_id) == delete.event_id:
             del self.events[delete.talk_id]
-            save_known(self.store, self.guild.id, self.events)
+            await asyncio.to_thread(save_known, self.store, self.guild.id, dict(self.events))
         self.result.deleted += 1
 
     async def patch(self, patch: Patch) -> None:
@@ -359,7 +358,7 @@ class _Steps:
             self.result.failures.append(f"creating the event of {spec.talk_id}: {err.status} {err.text[:80]}")
             return True
         self.events[spec.talk_id] = event.id
-        save_known(self.store, self.guild.id, self.events)
+        await asyncio.to_thread(save_known, self.store, self.guild.id, dict(self.events))
         self.result.created += 1
         return True
 

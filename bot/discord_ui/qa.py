@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -176,7 +177,7 @@ class VoteBursts:
     through the latest click's token showing the count then; clicks meanwhile open another window.
     """
 
-    def __init__(self, render_view: Callable[[int], discord.ui.View | None], window: float = BURST_SECONDS) -> None:
+    def __init__(self, render_view: Callable[[int], Awaitable[discord.ui.View | None]], window: float = BURST_SECONDS) -> None:
         self.render_view, self.window = render_view, window
         self._bursts: dict[int, _Burst] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -193,7 +194,7 @@ class VoteBursts:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         try:
-            await interaction.response.edit_message(view=self.render_view(qid))
+            await interaction.response.edit_message(view=await self.render_view(qid))
         except discord.HTTPException:
             burst.dirty = True  # the closing edit shows the count instead
             raise
@@ -214,7 +215,7 @@ class VoteBursts:
 
     async def _edit(self, interaction: discord.Interaction, qid: int) -> None:
         self.edits += 1
-        view = self.render_view(qid)
+        view = await self.render_view(qid)
         try:
             await interaction.edit_original_response(view=view)
         except discord.HTTPException as err:
@@ -289,7 +290,7 @@ class QaExtension:
 
         return next((e for e in getattr(self.bot, "extensions", ()) if isinstance(e, ReminderExtension)), None)
 
-    def channel_for(self, guild_id: int) -> int | None:
+    async def channel_for(self, guild_id: int) -> int | None:
         """QA_CHANNEL_ID in the guild that holds it (DISCORD_GUILD_ID if not cached); else the guild's reminder channel."""
         assert self.bot is not None
         configured = self.settings.qa_channel_id
@@ -299,16 +300,19 @@ class QaExtension:
             if home == guild_id or (home is None and len(self.bot.guilds) == 1):
                 return configured
         reminders = self._reminders()
-        target = reminders.target_of(guild_id) if reminders is not None and reminders.store is not None else None
+        if reminders is None or reminders.store is None:
+            return None
+        target = next((t for t in await reminders.targets_now() if t.guild_id == guild_id), None)
         return target.channel_id if target is not None else None
 
     def thread_key(self, guild_id: int, talk_id: str) -> str:
         return f"qa-thread|{self.run}|{guild_id}|{talk_id}"
 
-    def thread_of(self, guild_id: int, talk_id: str) -> int | None:
-        """The thread opened on the talk's reminder (TALK_THREADS), for /ask and for DM reminders to link to."""
+    async def thread_of(self, guild_id: int, talk_id: str) -> int | None:
+        """The thread opened on the talk's reminder (TALK_THREADS), for /ask and for DM reminders to link to
+        (by whichever process holds the guild's shard: it is looked up in the state)."""
         assert self.store is not None
-        found = self.store.get_meta(self.thread_key(guild_id, talk_id)) if self.settings.talk_threads else None
+        found = await asyncio.to_thread(self.store.get_meta, self.thread_key(guild_id, talk_id)) if self.settings.talk_threads else None
         return int(found) if found else None
 
     def is_chair(self, interaction: discord.Interaction) -> bool:
@@ -325,11 +329,12 @@ class QaExtension:
     # --- /ask ------------------------------------------------------------------------
     async def ask(self, interaction: discord.Interaction, question: str, talk: str | None, anonymous: bool) -> None:
         assert self.bot is not None and self.store is not None and interaction.guild_id is not None
-        channel_id = self.channel_for(interaction.guild_id)
+        channel_id = await self.channel_for(interaction.guild_id)
         if channel_id is None:
             raise qa.QaRefused(NO_CHANNEL)
         target = self.resolve(talk)
-        q = qa.ask(self.store, self.bot.programme.schedule, interaction.guild_id, interaction.user.id, question, target, anonymous, self.clock.now())
+        args = (self.store, self.bot.programme.schedule, interaction.guild_id, interaction.user.id, question, target, anonymous, self.clock.now())
+        q = await asyncio.to_thread(qa.ask, *args)
         await interaction.response.defer(ephemeral=True, thinking=True)
         asker = "anonymous" if anonymous else render.clean(interaction.user.display_name)
         where = await self.post_question(q, target, asker, channel_id)
@@ -343,7 +348,7 @@ class QaExtension:
     async def post_question(self, q: Question, talk: Talk, asker: str, channel_id: int) -> str | None:
         """Into the talk's thread if there is one, else the Q&A channel; the message's link, or None (then it is hidden)."""
         assert self.bot is not None and self.store is not None
-        thread = self.thread_of(q.guild_id, talk.id)
+        thread = await self.thread_of(q.guild_id, talk.id)
         for destination in [thread, channel_id] if thread else [channel_id]:
             channel = self.bot.get_partial_messageable(destination, guild_id=q.guild_id)
             try:
@@ -351,24 +356,24 @@ class QaExtension:
             except discord.HTTPException as err:
                 log.warning("qa: could not post question %s in channel %s of guild %s: %s %s", q.id, destination, q.guild_id, err.status, err.text[:200])
                 continue
-            self.store.set_question_message(q.id, destination, message.id)
+            await asyncio.to_thread(self.store.set_question_message, q.id, destination, message.id)
             return render.jump_link(q.guild_id, destination, message.id)
-        self.store.set_question_state(q.id, "hidden")
+        await asyncio.to_thread(self.store.set_question_state, q.id, "hidden")
         return None
 
     # --- votes -----------------------------------------------------------------------
-    def _current_view(self, qid: int) -> discord.ui.View | None:
+    async def _current_view(self, qid: int) -> discord.ui.View | None:
         assert self.store is not None
-        q = self.store.question(qid)
+        q = await asyncio.to_thread(self.store.question, qid)
         return vote_view(q) if q is not None else None
 
     async def vote(self, interaction: discord.Interaction, qid: int) -> None:
         assert self.store is not None
-        q = self.store.question(qid)
+        q = await asyncio.to_thread(self.store.question, qid)
         if q is None or q.guild_id != interaction.guild_id or q.state != "open":
             await interaction.response.send_message(UNKNOWN if q is None or q.guild_id != interaction.guild_id else CLOSED, ephemeral=True)
             return
-        self.store.toggle_vote(qid, interaction.user.id)
+        await asyncio.to_thread(self.store.toggle_vote, qid, interaction.user.id)
         try:
             await self.bursts.clicked(interaction, qid)
         except discord.HTTPException as err:
@@ -381,13 +386,14 @@ class QaExtension:
             await interaction.response.send_message(NOT_CHAIR, ephemeral=True)
             return
         target = self.resolve(talk)
-        embed, view = self._list(interaction.guild_id or 0, target)
+        embed, view = await self._list(interaction.guild_id or 0, target)
         await interaction.response.send_message(embed=embed, ephemeral=True, **({"view": view} if view else {}))
 
-    def _list(self, guild_id: int, talk: Talk) -> tuple[discord.Embed, discord.ui.View | None]:
+    async def _list(self, guild_id: int, talk: Talk) -> tuple[discord.Embed, discord.ui.View | None]:
         assert self.bot is not None and self.store is not None
         schedule = self.bot.programme.schedule
-        return render_list(qa.top_for(self.store, schedule, guild_id, talk, LIST_MAX), schedule, talk, guild_id)
+        top = await asyncio.to_thread(qa.top_for, self.store, schedule, guild_id, talk, LIST_MAX)
+        return render_list(top, schedule, talk, guild_id)
 
     def _listed_talk(self, interaction: discord.Interaction, q: Question) -> Talk | None:
         """The talk the clicked list was for (its footer names it), else the question's own."""
@@ -403,14 +409,14 @@ class QaExtension:
             log.info("qa: user %s, not a chair, clicked %s on question %s", interaction.user.id, action, qid)
             await interaction.response.send_message(NOT_CHAIR, ephemeral=True)
             return
-        q = self.store.question(qid)
+        q = await asyncio.to_thread(self.store.question, qid)
         if q is None or q.guild_id != interaction.guild_id:
             await interaction.response.send_message(UNKNOWN, ephemeral=True)
             return
-        self.store.set_question_state(qid, "answered" if action == "answered" else "hidden")
+        await asyncio.to_thread(self.store.set_question_state, qid, "answered" if action == "answered" else "hidden")
         talk = self._listed_talk(interaction, q)
         if talk is not None:
-            embed, view = self._list(q.guild_id, talk)
+            embed, view = await self._list(q.guild_id, talk)
             await interaction.response.edit_message(embed=embed, view=view)
         else:
             await interaction.response.defer()
@@ -420,7 +426,7 @@ class QaExtension:
     async def _mark_answered(self, q: Question) -> None:
         """The question's message says it was answered; its vote button is closed."""
         assert self.bot is not None and self.store is not None
-        fresh = self.store.question(q.id) or q
+        fresh = await asyncio.to_thread(self.store.question, q.id) or q
         if not (q.channel_id and q.message_id):
             return
         message = self.bot.get_partial_messageable(q.channel_id, guild_id=q.guild_id).get_partial_message(q.message_id)
@@ -451,7 +457,7 @@ class QaExtension:
         """One public thread per talk and guild, on the first of its reminders; remembered in the store."""
         assert self.bot is not None and self.store is not None
         key = self.thread_key(guild_id, talk.id)
-        if key in self._opening or self.store.get_meta(key):
+        if key in self._opening or await asyncio.to_thread(self.store.get_meta, key):
             return None
         self._opening.add(key)
         try:
@@ -462,7 +468,7 @@ class QaExtension:
             return None
         finally:
             self._opening.discard(key)
-        self.store.set_meta(key, str(thread.id))
+        await asyncio.to_thread(self.store.set_meta, key, str(thread.id))
         log.info("qa: opened thread %s for %s in guild %s", thread.id, talk.id, guild_id)
         return thread.id
 
@@ -489,7 +495,8 @@ class QaExtension:
         for due, talk in times:
             if now - grace <= due <= now:
                 for guild in list(self.bot.guilds):
-                    await self.post_digest(guild.id, talk, due, done)
+                    if self.settings.owns_guild(guild.id):
+                        await self.post_digest(guild.id, talk, due, done)
         later = [due for due, _ in times if due > now]
         return min(NAP_SECONDS, self.clock.seconds_until(min(later))) if later else NAP_SECONDS
 
@@ -500,26 +507,27 @@ class QaExtension:
         """Exactly once per (run, guild, talk, due): claimed in the ledger, sent with a stable nonce, then marked sent."""
         assert self.bot is not None and self.store is not None
         rid = self.digest_id(guild_id, talk.id, due)
-        channel_id = self.channel_for(guild_id) if rid not in done else None
+        channel_id = await self.channel_for(guild_id) if rid not in done else None
         schedule = self.bot.programme.schedule
-        top = qa.top_for(self.store, schedule, guild_id, talk, DIGEST_MAX) if channel_id is not None else []
+        top = await asyncio.to_thread(qa.top_for, self.store, schedule, guild_id, talk, DIGEST_MAX) if channel_id is not None else []
         if not top:
             return  # done, nowhere to post, or nothing asked (yet: a question within the grace still gets its post)
         done.add(rid)
         row = NewRow(rid, self.run, guild_id, talk.id, 0, channel_id, reminder_nonce(rid), due)
-        if not self.store.claim(row) and self.store.retry(rid) is None:
-            return  # posted (or refused) by an earlier process
+        store = self.store
+        if not await asyncio.to_thread(lambda: store.claim(row) or store.retry(rid) is not None):
+            return  # posted (or refused) by an earlier process, or another one holds it
         channel = self.bot.get_partial_messageable(channel_id, guild_id=guild_id)
         try:
             message = await channel.send(embed=render_digest(top, schedule, talk, guild_id), nonce=row.nonce, allowed_mentions=render.NO_PINGS)
         except discord.HTTPException as err:
             permanent = err.status in (403, 404)
-            self.store.mark_failed(rid, f"{err.status} {err.text[:200]}", permanent=permanent)
+            await asyncio.to_thread(functools.partial(self.store.mark_failed, rid, f"{err.status} {err.text[:200]}", permanent=permanent))
             if not permanent:
                 done.discard(rid)
             log.warning("qa: could not post the top questions for %s in channel %s: %s", talk.id, channel_id, err.status)
             return
-        self.store.mark_sent(rid, message.id)
+        await asyncio.to_thread(self.store.mark_sent, rid, message.id)
         log.info("qa: posted the top %d questions for %s in guild %s", len(top), talk.id, guild_id)
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:

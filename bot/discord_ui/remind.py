@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import hashlib
 import logging
 import time
@@ -171,7 +172,7 @@ class PersonalReminders:
         for change in [*changes.of(What.MOVED), *changes.of(What.REMOVED)]:
             if change.talk.end <= self.clock.now():
                 continue
-            for user_id in self._followers(change.talk):
+            for user_id in await asyncio.to_thread(self._followers, change.talk):
                 await self._notify(user_id, change, version)
 
     def _followers(self, talk: Talk) -> list[int]:
@@ -185,7 +186,7 @@ class PersonalReminders:
         talk = change.talk
         rid = f"{self.run}|notice|{user_id}|{talk.id}|{version}"
         nonce = "n" + hashlib.blake2b(rid.encode(), digest_size=12).hexdigest()
-        if not self.store.claim(NewRow(rid, self.run, DM_GUILD, talk.id, -1, user_id, nonce, self.clock.now())):
+        if not await asyncio.to_thread(self.store.claim, NewRow(rid, self.run, DM_GUILD, talk.id, -1, user_id, nonce, self.clock.now())):
             return
         title = render.clean(talk.display_title)
         if change.what is What.REMOVED:
@@ -197,10 +198,10 @@ class PersonalReminders:
         try:
             message_id = await self._post(user_id, content=render.fit(text, render.CONTENT_MAX), nonce=nonce, allowed_mentions=discord.AllowedMentions.none())
         except (SendError, discord.HTTPException) as err:
-            self.store.mark_failed(rid, str(err), permanent=True)
+            await asyncio.to_thread(functools.partial(self.store.mark_failed, rid, str(err), permanent=True))
             log.info("remind: could not tell user %s that %s changed: %s", user_id, talk.id, err)
             return
-        self.store.mark_sent(rid, message_id)
+        await asyncio.to_thread(self.store.mark_sent, rid, message_id)
 
     async def close(self) -> None:
         if self._watch is not None:
@@ -226,12 +227,13 @@ class PersonalReminders:
     async def _dm_channel(self, user_id: int) -> int:
         """The user's DM channel, opened once and cached in the state store."""
         assert self.store is not None and self.bot is not None
-        known = self.store.dm_channel(user_id)
+        known = await asyncio.to_thread(self.store.dm_channel, user_id)
         if known is not None and known.channel_id is not None:
             return known.channel_id
         await self.pace.wait()
         data = await self.bot.http.start_private_message(user_id)
-        return self.store.set_dm_channel(user_id, channel_id=int(data["id"])).channel_id  # type: ignore[return-value]
+        saved = await asyncio.to_thread(functools.partial(self.store.set_dm_channel, user_id, channel_id=int(data["id"])))
+        return saved.channel_id  # type: ignore[return-value]
 
     async def _post(self, user_id: int, **message: object) -> int:
         assert self.store is not None and self.bot is not None
@@ -242,12 +244,12 @@ class PersonalReminders:
             sent = await channel.send(**message)  # type: ignore[arg-type]
         except discord.Forbidden as err:
             if err.code == DMS_CLOSED:
-                self.store.set_dm_channel(user_id, closed=True)
+                await asyncio.to_thread(functools.partial(self.store.set_dm_channel, user_id, closed=True))
                 raise DmClosed(user_id) from err
             raise
-        known = self.store.dm_channel(user_id)
+        known = await asyncio.to_thread(self.store.dm_channel, user_id)
         if known is not None and known.closed:
-            self.store.set_dm_channel(user_id, closed=False)
+            await asyncio.to_thread(functools.partial(self.store.set_dm_channel, user_id, closed=False))
         return sent.id
 
     async def send(self, delivery: Delivery) -> int:
@@ -256,7 +258,7 @@ class PersonalReminders:
         r = delivery.reminder
         programme = self.bot.programme
         reply = render_reminder(r.talk, programme.schedule, delivery.now, None, delivery.marker, programme.moved_from.get(r.talk.id))
-        link = self._thread_link(r.talk.id)
+        link = await self._thread_link(r.talk.id)
         if link is not None:  # TALK_THREADS: where the talk's questions and discussion are
             reply.embeds[0].add_field(name="Discussion", value=f"[The talk's thread]({link})", inline=False)
         try:
@@ -268,14 +270,14 @@ class PersonalReminders:
         except discord.HTTPException as err:
             raise SendError(f"{err.status} from Discord sending a DM to user {r.channel_id}: {err.text[:200]}", permanent=err.status in (403, 404)) from err
 
-    def _thread_link(self, talk_id: str) -> str | None:
+    async def _thread_link(self, talk_id: str) -> str | None:
         """A link to the talk's thread (TALK_THREADS), in the home guild first, else any guild that has one."""
         assert self.bot is not None
         finders = [e.thread_of for e in self.bot.extensions if callable(getattr(e, "thread_of", None))]
         guilds = [g for g in (self.settings.guild_id,) if g] + [g.id for g in self.bot.guilds if g.id != self.settings.guild_id]
         for guild_id in guilds:
             for find in finders:
-                thread = find(guild_id, talk_id)
+                thread = await find(guild_id, talk_id)
                 if thread:
                     return render.jump_link(guild_id, thread)
         return None
@@ -283,7 +285,7 @@ class PersonalReminders:
     async def welcome(self, user_id: int) -> bool:
         """The first /remind says hello by DM; False when the user's settings refuse DMs (they are told how to allow them)."""
         assert self.store is not None
-        known = self.store.dm_channel(user_id)
+        known = await asyncio.to_thread(self.store.dm_channel, user_id)
         if known is not None and known.welcomed and not known.closed:
             return True
         try:
@@ -293,7 +295,7 @@ class PersonalReminders:
         except discord.HTTPException as err:
             log.warning("remind: could not greet user %s by DM: %s %s", user_id, err.status, err.text[:200])
             return True
-        self.store.set_dm_channel(user_id, welcomed=True)
+        await asyncio.to_thread(functools.partial(self.store.set_dm_channel, user_id, welcomed=True))
         return True
 
 
@@ -322,7 +324,8 @@ class RemindGroup(app_commands.Group):
         programme, now = self._programme(), self.ext.clock.now()
         talk = answers.find_talk(programme.index, query)
         assert self.ext.store is not None
-        followed = follow_talk(self.ext.store, interaction.user.id, talk, self.ext.default_lead if minutes is None else minutes, now)
+        lead = self.ext.default_lead if minutes is None else minutes
+        followed = await asyncio.to_thread(follow_talk, self.ext.store, interaction.user.id, talk, lead, now)
         greeted = await self.ext.welcome(interaction.user.id)
         await self.ext.followed()
         await self._reply(interaction, f"I'll DM you about **{render.clean(talk.display_title)}** at {_when(followed)}.", greeted)
@@ -333,9 +336,8 @@ class RemindGroup(app_commands.Group):
         programme, now = self._programme(), self.ext.clock.now()
         person = answers.find_author(programme.index, name)
         assert self.ext.store is not None
-        coming = follow_author(
-            self.ext.store, interaction.user.id, person.key, person.name, person.talks, self.ext.default_lead if minutes is None else minutes, now
-        )
+        lead = self.ext.default_lead if minutes is None else minutes
+        coming = await asyncio.to_thread(follow_author, self.ext.store, interaction.user.id, person.key, person.name, person.talks, lead, now)
         greeted = await self.ext.welcome(interaction.user.id)
         await self.ext.followed()
         lines = [f"• **{render.clean(f.talk.display_title)}**: {_when(f)}" for f in coming[:10]]
@@ -346,7 +348,7 @@ class RemindGroup(app_commands.Group):
     async def list_(self, interaction: discord.Interaction) -> None:
         programme, now = self._programme(), self.ext.clock.now()
         assert self.ext.store is not None
-        mine = my_reminders(self.ext.store, interaction.user.id, programme.schedule, programme.index, now)
+        mine = await asyncio.to_thread(my_reminders, self.ext.store, interaction.user.id, programme.schedule, programme.index, now)
         if not mine:
             await self._reply(interaction, "You follow no talks yet: `/remind talk` or `/remind author`.")
             return
@@ -358,7 +360,7 @@ class RemindGroup(app_commands.Group):
     @app_commands.describe(talk="What to stop following (pick from the list), or “all”")
     async def cancel_(self, interaction: discord.Interaction, talk: str) -> None:
         assert self.ext.store is not None
-        gone = cancel(self.ext.store, interaction.user.id, talk)
+        gone = await asyncio.to_thread(cancel, self.ext.store, interaction.user.id, talk)
         await self.ext.followed()
         text = "Nothing to cancel: you were not following that." if not gone else ("All your reminders are cancelled." if talk == "all" else "Cancelled.")
         await self._reply(interaction, text)
@@ -381,7 +383,7 @@ class RemindGroup(app_commands.Group):
             assert self.ext.store is not None
             wanted = current.casefold().strip()
             found = [answers.Suggestion("all", "all of them")]
-            for f in self.ext.store.follows_of(interaction.user.id):
+            for f in await asyncio.to_thread(self.ext.store.follows_of, interaction.user.id):
                 label = f"{'Talk' if f.what == 'talk' else 'Every talk of'}: {f.label}"
                 if not wanted or wanted in label.casefold():
                     found.append(answers.Suggestion(f"{f.what}:{f.key}"[:100], label))

@@ -7,7 +7,9 @@ reminder's stable nonce; discord.py then sets `enforce_nonce`, and Discord drops
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import hashlib
 import logging
 import re
@@ -155,7 +157,7 @@ class ReminderExtension:
         if self.service is None or not getattr(self.bot, "serving", True):
             return
         await self.service.replan()
-        if not self.targets():
+        if not await self.targets_now():
             log.warning("reminders: no guild has a reminder channel (REMINDER_CHANNEL_ID with DISCORD_GUILD_ID, or /reminders channel); nothing will be posted")
 
     async def schedule_changed(self, schedule: Schedule, changes: Changes, version: str) -> None:
@@ -170,7 +172,7 @@ class ReminderExtension:
         self.service.schedule = schedule
         await self.service.replan()
         if changes:
-            for target in self.targets():
+            for target in await self.targets_now():
                 await self.announce(target, changes, version)
 
     async def announce(self, target: Target, changes: Changes, version: str) -> None:
@@ -206,11 +208,19 @@ class ReminderExtension:
         channel = self.bot.get_channel(self.settings.reminder_channel_id)
         return getattr(getattr(channel, "guild", None), "id", None)
 
+    def _guild_ids(self) -> list[int]:
+        # With SHARD_COUNT, the gateway brings only this process's shards' guilds; the filter states the rule.
+        return [g.id for g in self.bot.guilds if self.settings.owns_guild(g.id)] if self.bot is not None else []
+
     def targets(self) -> list[Target]:
         assert self.store is not None
-        # With SHARD_COUNT, the gateway brings only this process's shards' guilds; the filter states the rule.
-        guilds = [g.id for g in self.bot.guilds if self.settings.owns_guild(g.id)] if self.bot is not None else []
-        return guild_targets(self.settings, guilds, self.store.all_overrides(), self.home_guild())
+        return guild_targets(self.settings, self._guild_ids(), self.store.all_overrides(), self.home_guild())
+
+    async def targets_now(self) -> list[Target]:
+        """`targets()` with the state read in a worker thread (the Discord cache is read on the loop)."""
+        assert self.store is not None
+        guilds, home = self._guild_ids(), self.home_guild()
+        return guild_targets(self.settings, guilds, await asyncio.to_thread(self.store.all_overrides), home)
 
     def target_of(self, guild_id: int) -> Target | None:
         return next((t for t in self.targets() if t.guild_id == guild_id), None)
@@ -274,11 +284,15 @@ class ReminderGroup(app_commands.Group):
         await _deny(interaction)
         return False
 
-    def _reply(self, guild_id: int) -> discord.Embed:
-        assert self.ext.service is not None and self.ext.store is not None
-        enabled = self.ext.store.overrides(guild_id).enabled is not False
+    async def _reply(self, guild_id: int) -> discord.Embed:
+        """The guild's status; the state is read in a worker thread, so a slow database never stalls the bot."""
+        service, store = self.ext.service, self.ext.store
+        assert service is not None and store is not None
+        target = next((t for t in await self.ext.targets_now() if t.guild_id == guild_id), None)
+        now = self.ext.clock.now()
+        enabled, status = await asyncio.to_thread(lambda: (store.overrides(guild_id).enabled is not False, service.status(now, guild_id)))
         refused = self.ext.bot.programme.refused if self.ext.bot is not None else None
-        embed = render_status(self.ext.service.status(self.ext.clock.now(), guild_id), self.ext.target_of(guild_id), self.ext.settings, enabled, refused)
+        embed = render_status(status, target, self.ext.settings, enabled, refused)
         for extension in getattr(self.ext.bot, "extensions", ()):
             problem = getattr(extension, "problem", None)
             line = problem(guild_id) if callable(problem) else None
@@ -290,17 +304,17 @@ class ReminderGroup(app_commands.Group):
         if not await self._allowed(interaction):
             return
         assert self.ext.service is not None and self.ext.store is not None and interaction.guild_id is not None
-        self.ext.store.set_override(interaction.guild_id, **change)  # type: ignore[arg-type]
+        await asyncio.to_thread(functools.partial(self.ext.store.set_override, interaction.guild_id, **change))  # type: ignore[arg-type]
         await self.ext.service.replan()
         log.info("reminders: guild %s changed %s", interaction.guild_id, change)
-        await interaction.response.send_message(embed=self._reply(interaction.guild_id), ephemeral=True)
+        await interaction.response.send_message(embed=await self._reply(interaction.guild_id), ephemeral=True)
 
     @app_commands.command(name="status", description="The next reminders, the last one sent, and any failures")
     async def status(self, interaction: discord.Interaction) -> None:
         if not await self._allowed(interaction):
             return
         assert interaction.guild_id is not None
-        await interaction.response.send_message(embed=self._reply(interaction.guild_id), ephemeral=True)
+        await interaction.response.send_message(embed=await self._reply(interaction.guild_id), ephemeral=True)
 
     @app_commands.command(name="channel", description="Post reminders in this channel")
     @app_commands.describe(channel="The text channel for reminders")

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.standin import TOKEN, ControlClient, StandIn, running_client  # noqa: E402
+from tests.standin import TOKEN, ControlClient, StandIn, running_client, subprocess_env  # noqa: E402
 from tests.standin.gateway import guild_id_in_shard, shard_of  # noqa: E402
 
 SHARDS = 4
@@ -225,3 +225,50 @@ async def test_past_the_daily_session_starts_every_session_ends_and_the_token_is
             assert resp.status == 401
         for ws in (first, second, third):
             await ws.close()
+
+
+SHARDED_BOT = """
+import os, discord
+from discord import app_commands
+
+class Client(discord.AutoShardedClient):
+    async def before_identify_hook(self, shard_id, *, initial=False):
+        return None  # max_concurrency covers every shard: no 5 s pause between them
+
+ids = [int(x) for x in os.environ["SHARD_IDS"].split(",")]
+client = Client(intents=discord.Intents.default(), shard_count=4, shard_ids=ids, guild_ready_timeout=0.05)
+tree = app_commands.CommandTree(client)
+
+@tree.command(description="Which process answers")
+async def where(interaction):
+    await interaction.response.send_message(os.environ["NAME"], allowed_mentions=discord.AllowedMentions.none())
+
+client.run("subprocess-token", log_handler=None)
+"""
+
+
+@pytest.mark.asyncio
+async def test_two_bot_processes_on_one_standin_watched_through_the_control_api(standin: StandIn, tmp_path: Path) -> None:
+    script = tmp_path / "bot.py"
+    script.write_text(SHARDED_BOT)
+    procs = []
+    try:
+        for name, ids in (("A", "0,1"), ("B", "2,3")):
+            env = {**subprocess_env(standin.url), "SHARD_IDS": ids, "NAME": name}
+            procs.append(await asyncio.create_subprocess_exec(sys.executable, str(script), env=env, cwd=tmp_path))
+        async with ControlClient(standin.url) as ctl:
+            state = await ctl.wait_shards({0, 1, 2, 3}, timeout=15)
+            assert {tuple(s["shard"]) for s in state["sessions"] if s["connected"]} == {(i, SHARDS) for i in range(SHARDS)}
+            for shard, name in ((1, "A"), (3, "B")):
+                created = await ctl.invoke("where", guild_id=guild_in(standin, shard))
+                result = await ctl.interaction(created["id"], wait=5)
+                assert result["callback"]["data"]["content"] == name
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 5)
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()

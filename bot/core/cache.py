@@ -32,6 +32,7 @@ import stat
 import tempfile
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
@@ -149,8 +150,10 @@ def _prepare(
 ) -> tuple[Schedule, SearchIndex]:
     """Parse and index the file, and keep a copy named after the very bytes parsed."""
     data = read_file(source, max_bytes=max_bytes)
-    ident = _with_zone(source_id(data), timezone)
-    schedule = _parsed(data, source, timezone)
+    with ThreadPoolExecutor(1, thread_name_prefix="schedule-digest") as pool:
+        digest = pool.submit(source_id, data)  # hashing lets the GIL go: it runs beside the parse
+        schedule = _parsed(data, source, timezone)
+        ident = _with_zone(digest.result(), timezone)
     del data  # the file's bytes are not kept while the index is built and the copy written
     index = SearchIndex(schedule)
     try:
@@ -352,6 +355,19 @@ _FIELDS = {
 }
 
 
+class _Stamps(dict):
+    """isoformat() of each time object once: the items of a schedule share a few thousand times.
+
+    Keyed by the object, not its value: equal instants at different offsets are written differently.
+    """
+
+    def __getitem__(self, moment: dt.datetime) -> str:
+        known = self.get(id(moment))
+        if known is None or known[0] is not moment:
+            known = self[id(moment)] = (moment, moment.isoformat())
+        return known[1]
+
+
 def _utf8_length(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
@@ -365,6 +381,7 @@ def _schedule_doc(schedule: Schedule, arrays: dict[str, np.ndarray]) -> tuple[di
         raise CacheUnsupported("a session with an unnamed time zone or a foreign item")
     if any(type(t.start.tzinfo) is not dt.timezone or type(t.end.tzinfo) is not dt.timezone for t in talks):
         raise CacheUnsupported("times that would not read back the same")
+    stamps = _Stamps()
     abstracts = [t.abstract for t in talks]
     arrays["abstract_ends"] = np.fromiter(itertools.accumulate(map(_utf8_length, abstracts)), np.int64, len(abstracts))
     return {
@@ -381,8 +398,8 @@ def _schedule_doc(schedule: Schedule, arrays: dict[str, np.ndarray]) -> tuple[di
         "talks": {
             "id": [t.id for t in talks],
             "kind": [t.kind.value for t in talks],
-            "start": [t.start.isoformat() for t in talks],
-            "end": [t.end.isoformat() for t in talks],
+            "start": list(map(stamps.__getitem__, [t.start for t in talks])),
+            "end": list(map(stamps.__getitem__, [t.end for t in talks])),
             "title": [t.title for t in talks],
             "authors": [list(t.authors) for t in talks],
             "follows": [list(t.follows) for t in talks],

@@ -1,21 +1,26 @@
-"""A deterministic generator of conference-sized schedules in the project's own YAML format.
+"""A deterministic generator of conference-sized schedules in the project's own YAML format, or as pretalx JSON.
 
-Same (talks, seed) -> byte-identical file, so figures from different runs are comparable.
+Same (talks, seed) -> byte-identical file, so figures from different runs are comparable; the pretalx
+export holds the same events as the YAML file.
 Titles have 8-15 words, abstracts 150-250, talks 1-8 authors drawn from a skewed pool so some
 authors recur across many talks; a sixth of the names carry accents. Words follow a Zipf law over
 a vocabulary that grows with the conference, as real abstracts do.
 
-    python -m bench.generate --talks 10000            # writes bench/data/talks-10000-s1.yaml
+    python -m bench.generate --talks 10000                    # writes bench/data/talks-10000-s1-v1.yaml
+    python -m bench.generate --talks 10000 --format pretalx   # writes bench/data/talks-10000-s1-v1.pretalx.json
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import itertools
 import json
 import random
 import re
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -167,51 +172,72 @@ def _q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _session_lines(session_no: int, start: dt.datetime, room: int, talk_numbers: range, rng: random.Random, ctx: dict) -> list[str]:
+def _session(session_no: int, start: dt.datetime, room: int, talk_numbers: range, rng: random.Random, ctx: dict) -> dict:
+    """One session as data: its fields and items, drawn from `rng` in a fixed order (the same file every time)."""
     sid = f"s{session_no:05d}"
     chairs = ctx["authors"](2)
-    lines = [
-        f"  - id: {sid}",
-        f"    name: {_q('Session ' + str(session_no) + ': ' + ctx['vocab'].sample(rng, 1)[0].capitalize())}",
-        f"    room: {_q(f'Room {room + 1}')}",
-        f"    date: {start.date().isoformat()}",
-        f"    timezone: {TIMEZONE}",
-        f"    chairs: [{', '.join(_q(c) for c in chairs)}]",
-        "    items:",
-    ]
+    session = {
+        "id": sid,
+        "name": "Session " + str(session_no) + ": " + ctx["vocab"].sample(rng, 1)[0].capitalize(),
+        "room": f"Room {room + 1}",
+        "date": start.date(),
+        "chairs": chairs,
+        "items": [],
+    }
+    items = session["items"]
     now = start
     spoken: list[str] = []
     half = len(talk_numbers) // 2
     for i, number in enumerate(talk_numbers):
         if i == half and len(talk_numbers) >= 6:
-            now = _item(lines, f"{sid}-break", "break", now, 10, "Break")
+            now = _item(items, f"{sid}-break", "break", now, 10, "Break")
         kind = "oral" if rng.random() < 0.4 else "spotlight"
         title = _title(rng, ctx["vocab"])
         tid = f"t{number:06d}-{_slug(title, 40)}"
-        now = _item(lines, tid, kind, now, 12 if kind == "oral" else 5, title)
-        lines.append("        authors:")
-        lines.extend(f"          - {_q(a)}" for a in ctx["authors"](rng.choice((1, 2, 2, 3, 3, 3, 4, 4, 5, 6, 7, 8))))
-        lines.append(f"        abstract: {_q(_abstract(rng, ctx['vocab']))}")
+        now = _item(items, tid, kind, now, 12 if kind == "oral" else 5, title)
+        items[-1]["authors"] = ctx["authors"](rng.choice((1, 2, 2, 3, 3, 3, 4, 4, 5, 6, 7, 8)))
+        items[-1]["abstract"] = _abstract(rng, ctx["vocab"])
         spoken.append(tid)
-    now = _item(lines, f"{sid}-qa", "qa", now, 8, "Joint Q&A")
-    lines.append(f"        follows: [{', '.join(spoken[-3:])}]")
-    return lines
+    now = _item(items, f"{sid}-qa", "qa", now, 8, "Joint Q&A")
+    items[-1]["follows"] = spoken[-3:]
+    return session
 
 
-def _item(lines: list[str], item_id: str, kind: str, start: dt.datetime, minutes: int, title: str) -> dt.datetime:
+def _item(items: list[dict], item_id: str, kind: str, start: dt.datetime, minutes: int, title: str) -> dt.datetime:
     end = start + dt.timedelta(minutes=minutes)
-    lines += [
-        f"      - id: {item_id}",
-        f"        kind: {kind}",
-        f"        start: {start.isoformat()}",
-        f"        end: {end.isoformat()}",
-        f"        title: {_q(title)}",
-    ]
+    items.append({"id": item_id, "kind": kind, "start": start, "end": end, "title": title})
     return end
 
 
-def generate_schedule(talks: int, seed: int = 1) -> str:
-    """The YAML text of a conference with exactly `talks` orals and spotlights (plus Q&As, breaks)."""
+def _session_lines(session: dict) -> list[str]:
+    lines = [
+        f"  - id: {session['id']}",
+        f"    name: {_q(session['name'])}",
+        f"    room: {_q(session['room'])}",
+        f"    date: {session['date'].isoformat()}",
+        f"    timezone: {TIMEZONE}",
+        f"    chairs: [{', '.join(_q(c) for c in session['chairs'])}]",
+        "    items:",
+    ]
+    for item in session["items"]:
+        lines += [
+            f"      - id: {item['id']}",
+            f"        kind: {item['kind']}",
+            f"        start: {item['start'].isoformat()}",
+            f"        end: {item['end'].isoformat()}",
+            f"        title: {_q(item['title'])}",
+        ]
+        if "authors" in item:
+            lines.append("        authors:")
+            lines.extend(f"          - {_q(a)}" for a in item["authors"])
+            lines.append(f"        abstract: {_q(item['abstract'])}")
+        if "follows" in item:
+            lines.append(f"        follows: [{', '.join(item['follows'])}]")
+    return lines
+
+
+def _conference(talks: int, seed: int) -> Iterator[dict]:
+    """The sessions of a conference with exactly `talks` orals and spotlights (plus Q&As, breaks)."""
     rng = random.Random(seed)
     vocab = _Vocabulary(rng, talks)
     pool, cum = _author_pool(rng, talks)
@@ -225,32 +251,115 @@ def generate_schedule(talks: int, seed: int = 1) -> str:
         sizes.append(min(rng.randint(4, 8), talks - sum(sizes)))
     rooms = -(-len(sizes) // (DAYS * len(SLOTS)))
     tz = ZoneInfo(TIMEZONE)
-    out = [
-        f"# Generated by bench/generate.py (version {GENERATOR_VERSION}): {talks} talks, seed {seed}.",
-        f"conference: {_q(f'Synthetic Conference ({talks} talks)')}",
-        "sessions:",
-    ]
     first = 0
     for n, size in enumerate(sizes):
         slot, room = divmod(n, rooms)
         day, slot_no = divmod(slot, len(SLOTS))
         start = dt.datetime.combine(FIRST_DAY + dt.timedelta(days=day), SLOTS[slot_no], tzinfo=tz)
-        out += _session_lines(n + 1, start, room, range(first + 1, first + size + 1), rng, ctx)
+        yield _session(n + 1, start, room, range(first + 1, first + size + 1), rng, ctx)
         first += size
+
+
+def generate_schedule(talks: int, seed: int = 1) -> str:
+    """The YAML text of a conference with exactly `talks` orals and spotlights (plus Q&As, breaks)."""
+    out = [
+        f"# Generated by bench/generate.py (version {GENERATOR_VERSION}): {talks} talks, seed {seed}.",
+        f"conference: {_q(f'Synthetic Conference ({talks} talks)')}",
+        "sessions:",
+    ]
+    for session in _conference(talks, seed):
+        out += _session_lines(session)
     return "\n".join(out) + "\n"
 
 
-def schedule_path(talks: int, seed: int = 1) -> Path:
-    return DATA_DIR / f"talks-{talks}-s{seed}-v{GENERATOR_VERSION}.yaml"
+_PRETALX_TYPES = {"oral": "Oral", "spotlight": "Spotlight", "break": "Break", "qa": "Q&A"}
 
 
-def ensure_schedule(talks: int, seed: int = 1) -> Path:
-    """The generated file for (talks, seed), written on first use."""
-    path = schedule_path(talks, seed)
+def generate_pretalx(talks: int, seed: int = 1) -> str:
+    """The same conference as generate_schedule, as a pretalx schedule.json export (days, rooms, events).
+
+    Its types are pretalx's (Oral, Spotlight, Break, Q&A), so the bot reads orals as talks and spotlights
+    as lightning talks; the events, times, titles, speakers and abstracts are those of the YAML file.
+    """
+    days: dict[dt.date, dict[str, list[dict]]] = {}
+    rooms: dict[str, None] = {}
+    number = 0
+    for session in _conference(talks, seed):
+        rooms[session["room"]] = None
+        events = days.setdefault(session["date"], {}).setdefault(session["room"], [])
+        for item in session["items"]:
+            number += 1
+            events.append(_pretalx_event(number, session, item))
+    first, last = min(days), max(days)
+    conference = {
+        "acronym": f"synthetic-{talks}",
+        "title": f"Synthetic Conference ({talks} talks)",
+        "start": first.isoformat(),
+        "end": last.isoformat(),
+        "daysCount": len(days),
+        "timeslot_duration": "00:05",
+        "time_zone_name": TIMEZONE,
+        "rooms": [{"name": name, "guid": None, "description": None, "capacity": None} for name in rooms],
+        "days": [_pretalx_day(n, date, day) for n, (date, day) in enumerate(sorted(days.items()), 1)],
+    }
+    schedule = {"version": f"v{GENERATOR_VERSION}", "base_url": "https://pretalx.example.org/synthetic/schedule/", "conference": conference}
+    return json.dumps({"schedule": schedule}, ensure_ascii=False) + "\n"
+
+
+def _code(name: str) -> str:
+    return hashlib.blake2b(name.encode(), digest_size=4).hexdigest().upper()
+
+
+def _pretalx_day(index: int, date: dt.date, rooms: dict[str, list[dict]]) -> dict:
+    tz = ZoneInfo(TIMEZONE)
+    start = dt.datetime.combine(date, dt.time(4, 0), tzinfo=tz)
+    end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(3, 59), tzinfo=tz)
+    return {"index": index, "date": date.isoformat(), "day_start": start.isoformat(), "day_end": end.isoformat(), "rooms": rooms}
+
+
+def _pretalx_event(number: int, session: dict, item: dict) -> dict:
+    minutes = int((item["end"] - item["start"]).total_seconds() // 60)
+    return {
+        "id": number,
+        "guid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://pretalx.example.org/synthetic/talk/{item['id']}")),
+        "logo": "",
+        "date": item["start"].isoformat(),
+        "start": item["start"].strftime("%H:%M"),
+        "duration": f"{minutes // 60:02d}:{minutes % 60:02d}",
+        "room": session["room"],
+        "slug": item["id"],
+        "url": f"https://pretalx.example.org/synthetic/talk/{item['id']}/",
+        "title": item["title"],
+        "subtitle": "",
+        "track": session["name"],
+        "type": _PRETALX_TYPES[item["kind"]],
+        "language": "en",
+        "abstract": item.get("abstract", ""),
+        "description": "",
+        "recording_license": "",
+        "do_not_record": False,
+        "persons": [{"code": _code(name), "public_name": name, "biography": None, "answers": []} for name in item.get("authors", ())],
+        "links": [],
+        "feedback_url": "",
+        "attachments": [],
+        "answers": [],
+    }
+
+
+FORMATS = {"yaml": ("yaml", generate_schedule), "pretalx": ("pretalx.json", generate_pretalx)}
+
+
+def schedule_path(talks: int, seed: int = 1, fmt: str = "yaml") -> Path:
+    return DATA_DIR / f"talks-{talks}-s{seed}-v{GENERATOR_VERSION}.{FORMATS[fmt][0]}"
+
+
+def ensure_schedule(talks: int, seed: int = 1, fmt: str = "yaml") -> Path:
+    """The generated file for (talks, seed) in our YAML or as a pretalx export, written on first use."""
+    path = schedule_path(talks, seed, fmt)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(generate_schedule(talks, seed), encoding="utf-8")
+        tmp.write_text(FORMATS[fmt][1](talks, seed), encoding="utf-8")
         tmp.replace(path)
     return path
 
@@ -259,13 +368,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.generate", description=__doc__.splitlines()[0])
     parser.add_argument("--talks", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--format", choices=sorted(FORMATS), default="yaml")
     parser.add_argument("--out", type=Path, help="write here instead of bench/data/")
     args = parser.parse_args(argv)
     if args.out:
-        args.out.write_text(generate_schedule(args.talks, args.seed), encoding="utf-8")
+        args.out.write_text(FORMATS[args.format][1](args.talks, args.seed), encoding="utf-8")
         print(args.out)
     else:
-        print(ensure_schedule(args.talks, args.seed))
+        print(ensure_schedule(args.talks, args.seed, args.format))
     return 0
 
 

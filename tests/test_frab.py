@@ -394,3 +394,37 @@ def test_xml_notes_carry_the_line_of_the_field() -> None:
     draft = frab_xml.read(xml, "t.xml")
     assert draft.notes == [(Place(line=4), "duration", "unreadable duration 'half an hour'; expected H:MM or HH:MM:SS")]
     assert only_item(draft).places["duration"] == Place(line=4)
+
+
+# --------------------------------------------------------------------------- orjson
+
+
+def _json_draft(data: bytes, source: str) -> Draft:
+    """What the reader gave before orjson: the standard library's json."""
+    return frab_json._draft(frab_json._Reader(source, None), frab_json._load(data, source))
+
+
+@pytest.mark.parametrize("name", ["33c3-2016.json", "good-2025.json"])
+def test_orjson_reads_the_samples_as_json_does(name: str):
+    data = (Path(__file__).parent / "data" / "samples" / name).read_bytes()
+    assert frab_json.read(data, name) == _json_draft(data, name)
+    assert build(frab_json.read(data, name)) == build(_json_draft(data, name))
+
+
+def test_orjson_reads_a_generated_pretalx_export_as_json_does():
+    from bench.generate import generate_pretalx
+
+    data = generate_pretalx(200, seed=2).encode()
+    assert build(frab_json.read(data, "p.json")) == build(_json_draft(data, "p.json"))
+
+
+@pytest.mark.parametrize("number", ["1180591620717411303424", "-9223372036854775809", "18446744073709551616", "1e400"])
+def test_a_number_orjson_reads_otherwise_is_read_by_json(number: str):
+    """orjson reads an integer past 64 bits as a float (and refuses 1e400): such a file is read by json, as before."""
+    doc = {"schedule": {"conference": {"title": "T", "time_zone_name": "Europe/Berlin", "days": [{"date": "2024-01-01", "rooms": {"A": []}}]}}}
+    event = {"guid": "g", "title": "x", "date": "2024-01-01T10:00:00+01:00", "start": "10:00", "duration": "00:30", "room": "A"}
+    doc["schedule"]["conference"]["days"][0]["rooms"]["A"].append(event)
+    data = json.dumps(doc).replace('"guid": "g"', f'"guid": {number}').encode()
+    draft = frab_json.read(data, "n.json")
+    assert draft == _json_draft(data, "n.json")
+    assert draft.sessions[0].items[0].id == str(json.loads(number))

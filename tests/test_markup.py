@@ -74,3 +74,49 @@ def test_neutralised_text_still_reads_the_same() -> None:
 def test_empty_and_control_characters() -> None:
     assert readable("") == ""
     assert readable("bell\x07 and nul\x00 gone") == "bell and nul gone"
+
+
+def test_text_with_nothing_to_read_is_kept_as_it_is_and_all_else_read_as_before():
+    """Plain one-line abstracts skip the rules (most of a big conference's); the result never differs."""
+    import itertools
+    import json
+    from pathlib import Path
+
+    from bot.sources.markup import _readable
+
+    samples = Path(__file__).parent / "data" / "samples"
+    texts = [
+        event.get(field) or ""
+        for name in ("33c3-2016.json", "good-2025.json")
+        for day in json.loads((samples / name).read_text(encoding="utf-8"))["schedule"]["conference"]["days"]
+        for events in day["rooms"].values()
+        for event in events
+        for field in ("abstract", "description", "subtitle")
+    ]
+    marks = [
+        "",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\n\n\n",
+        "*",
+        "_",
+        "`",
+        "~~",
+        "<b>",
+        "&amp;",
+        "@here",
+        "[a](http://x.org)",
+        "# ",
+        "- ",
+        "> ",
+        "|",
+        "\\*",
+        "\x07",
+        "\u00a0",
+    ]
+    texts += ["plain words.", *(a + "plain words" + b for a, b in itertools.product(marks, repeat=2))]
+    assert len(texts) > 400
+    for text in texts:
+        assert readable(text) == _readable(text), text

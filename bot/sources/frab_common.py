@@ -51,7 +51,11 @@ class RawEvent:
     places: dict[str, Place] = field(default_factory=dict)
 
     def at(self, name: str) -> Place:
-        return self.places.get(name, self.place)
+        """The place of a field: its own when the reader noted one; in JSON, the field's path (written out only when asked for)."""
+        place = self.places.get(name)
+        if place is not None:
+            return place
+        return Place(path=f"{self.place.path}.{name}") if self.place.path else self.place
 
 
 @dataclass

@@ -216,10 +216,20 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
+_MARKUP = re.compile(r"[`~<&\\@*_\[]|  ")  # what a rule below looks for (with a line's first character and the ends)
+_FIRST_MARKS = frozenset("#>-*+_=|: ")
+
+
 def readable(text: str) -> str:
     """Plain, Discord-safe text from HTML or Markdown: words, links as text, list items as lines."""
     if not text:
         return ""
+    if text.isprintable() and text[0] not in _FIRST_MARKS and text[-1] != " " and not _MARKUP.search(text):
+        return text  # one printable line that no rule below would change: most abstracts of a big conference
+    return _readable(text)
+
+
+def _readable(text: str) -> str:
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    "))
     literal: list[str] = []  # code and escaped marks, kept out of every rule below and put back at the end
 

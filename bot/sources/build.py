@@ -262,7 +262,7 @@ class _Build:
 
     def url(self, it: DraftItem) -> str:
         url = it.url.strip()
-        if not url or (url.lower().startswith(("https://", "http://")) and not any(c.isspace() for c in url)):
+        if not url or (url.lower().startswith(("https://", "http://")) and not any(map(str.isspace, url))):
             return url
         self.at(it.place, it.places, "url", f"url {url[:80]!r} must be an http:// or https:// address" + ("" if self.strict else "; left out"))
         return ""

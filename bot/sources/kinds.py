@@ -7,6 +7,7 @@ a talk: that is what most unknown types at a conference are, and a talk gets rem
 
 from __future__ import annotations
 
+import functools
 import re
 
 TALK = "talk"
@@ -50,14 +51,23 @@ def _words(text: str) -> str:
     return " ".join(re.sub(r"[-_/:]", " ", text.lower()).split())
 
 
-def kind_of(source_type: str, title: str = "") -> str:
-    """Our kind for an event of `source_type`; the title decides only when the type is generic or unknown."""
+@functools.lru_cache(maxsize=1024)
+def _kind_of_type(source_type: str) -> str | None:
+    """The kind a type says on its own, or None (then the title may say); a conference has a few types."""
     words = _words(source_type)
     if words and _QA.fullmatch(words):
         return QA
     for pattern, kind in _BY_TYPE:
         if pattern.search(words):
             return kind
+    return None
+
+
+def kind_of(source_type: str, title: str = "") -> str:
+    """Our kind for an event of `source_type`; the title decides only when the type is generic or unknown."""
+    kind = _kind_of_type(source_type)
+    if kind is not None:
+        return kind
     named = _words(title)
     if named and _QA.fullmatch(named):
         return QA

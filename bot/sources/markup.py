@@ -216,7 +216,7 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-_MARKUP = re.compile(r"[`~<&\\@*_\[]|  ")  # what a rule below looks for (with a line's first character and the ends)
+_MARKUP = ("`", "~", "<", "&", "\\", "@", "*", "_", "[", "  ")  # what a rule below looks for (with a line's first character and the ends)
 _FIRST_MARKS = frozenset("#>-*+_=|: ")
 
 
@@ -224,7 +224,7 @@ def readable(text: str) -> str:
     """Plain, Discord-safe text from HTML or Markdown: words, links as text, list items as lines."""
     if not text:
         return ""
-    if text.isprintable() and text[0] not in _FIRST_MARKS and text[-1] != " " and not _MARKUP.search(text):
+    if text.isprintable() and text[0] not in _FIRST_MARKS and text[-1] != " " and not any(mark in text for mark in _MARKUP):
         return text  # one printable line that no rule below would change: most abstracts of a big conference
     return _readable(text)
 

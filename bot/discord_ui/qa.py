@@ -500,6 +500,14 @@ class QaExtension:
         later = [due for due, _ in times if due > now]
         return min(NAP_SECONDS, self.clock.seconds_until(min(later))) if later else NAP_SECONDS
 
+    def _lease(self) -> float:
+        """The reminders' lease (a third of the grace window in real seconds, at most): a digest claimed by a
+        process that died is taken up by the next round in time."""
+        reminders = self._reminders()
+        if reminders is not None and reminders.service is not None:
+            return reminders.service.lease
+        return min(30.0, max(0.05, self.settings.reminder_grace_minutes * 60 / self.clock.speed / 3))
+
     def digest_id(self, guild_id: int, talk_id: str, due: dt.datetime) -> str:
         return f"{self.run}|qa-top|{guild_id}|{talk_id}|{int(due.timestamp())}"
 
@@ -514,15 +522,15 @@ class QaExtension:
             return  # done, nowhere to post, or nothing asked (yet: a question within the grace still gets its post)
         done.add(rid)
         row = NewRow(rid, self.run, guild_id, talk.id, 0, channel_id, reminder_nonce(rid), due)
-        store = self.store
-        if not await asyncio.to_thread(lambda: store.claim(row) or store.retry(rid) is not None):
+        store, lease = self.store, self._lease()
+        if not await asyncio.to_thread(lambda: store.claim(row, lease=lease) or store.retry(rid, lease=lease) is not None):
             return  # posted (or refused) by an earlier process, or another one holds it
         channel = self.bot.get_partial_messageable(channel_id, guild_id=guild_id)
         try:
             message = await channel.send(embed=render_digest(top, schedule, talk, guild_id), nonce=row.nonce, allowed_mentions=render.NO_PINGS)
         except discord.HTTPException as err:
             permanent = err.status in (403, 404)
-            await asyncio.to_thread(functools.partial(self.store.mark_failed, rid, f"{err.status} {err.text[:200]}", permanent=permanent))
+            await asyncio.to_thread(functools.partial(self.store.mark_failed, rid, f"{err.status} {err.text[:200]}", permanent=permanent, lease=lease))
             if not permanent:
                 done.discard(rid)
             log.warning("qa: could not post the top questions for %s in channel %s: %s", talk.id, channel_id, err.status)

@@ -128,6 +128,7 @@ class PersonalReminders:
             calendar.followed = self.followed_talk_ids  # /calendar mine
         if getattr(bot, "serving", True):
             self.service.start()
+            await self.service.replan()  # DMs go out by REST: planned from the stored follows, before the gateway is ready
             if self.settings.state_url is not None:  # other processes record follows too: look for them
                 self._watch = asyncio.create_task(self._watch_follows(), name="remind:follows")
 
@@ -186,7 +187,8 @@ class PersonalReminders:
         talk = change.talk
         rid = f"{self.run}|notice|{user_id}|{talk.id}|{version}"
         nonce = "n" + hashlib.blake2b(rid.encode(), digest_size=12).hexdigest()
-        if not await asyncio.to_thread(self.store.claim, NewRow(rid, self.run, DM_GUILD, talk.id, -1, user_id, nonce, self.clock.now())):
+        row = NewRow(rid, self.run, DM_GUILD, talk.id, -1, user_id, nonce, self.clock.now())
+        if not await asyncio.to_thread(functools.partial(self.store.claim, row, lease=self.service.lease)):
             return
         title = render.clean(talk.display_title)
         if change.what is What.REMOVED:

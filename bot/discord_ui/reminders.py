@@ -13,7 +13,7 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import discord
@@ -30,6 +30,7 @@ from bot.discord_ui.changes import render_changes
 from bot.reminders.plan import Reminder, Target, guild_targets, reminder_phrase
 from bot.reminders.service import Delivery, ReminderService, ReminderStatus, SendError
 from bot.state import open_store
+from bot.state.base import GuildOverrides
 from bot.state.store import LIVE, Store
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ class ReminderExtension:
         self.store = store
         self.bot: SessionBot | None = None
         self.service: ReminderService | None = None
+        self._home: int | None = None  # REMINDER_CHANNEL_ID's guild, found by REST before the gateway is ready
         self.posted: list[Callable[[Reminder, int], None]] = []  # told (reminder, message id) after each post, e.g. to open its thread
 
     def __repr__(self) -> str:
@@ -151,6 +153,21 @@ class ReminderExtension:
         if not getattr(bot, "serving", True):
             return  # `python -m bot sync` only publishes commands: it must never post reminders
         self.service.start()
+        # Reminders go out by REST: plan from the stored settings now, before the gateway is ready
+        # (a restart waiting out Discord's identify limit still posts on time); ready re-plans.
+        await self._find_home_by_rest()
+        await self.service.replan()
+
+    async def _find_home_by_rest(self) -> None:
+        """REMINDER_CHANNEL_ID without DISCORD_GUILD_ID: its guild, asked by REST (the cache fills only when the gateway is ready)."""
+        channel_id = self.settings.reminder_channel_id
+        if self.settings.guild_id is not None or channel_id is None or self.bot is None:
+            return
+        try:
+            data = await self.bot.http.get_channel(channel_id)
+            self._home = int(data["guild_id"]) if data.get("guild_id") else None
+        except (discord.HTTPException, KeyError, ValueError) as err:
+            log.info("reminders: could not look up REMINDER_CHANNEL_ID %s before connecting (%s); it is used once the gateway is ready", channel_id, err)
 
     async def guilds_changed(self) -> None:
         """The gateway is ready, or the bot joined or left a guild: plan each guild's reminders."""
@@ -206,21 +223,32 @@ class ReminderExtension:
         if self.settings.guild_id is not None or self.bot is None or self.settings.reminder_channel_id is None:
             return self.settings.guild_id
         channel = self.bot.get_channel(self.settings.reminder_channel_id)
-        return getattr(getattr(channel, "guild", None), "id", None)
+        found = getattr(getattr(channel, "guild", None), "id", None)
+        return found if found is not None else self._home
 
-    def _guild_ids(self) -> list[int]:
-        # With SHARD_COUNT, the gateway brings only this process's shards' guilds; the filter states the rule.
-        return [g.id for g in self.bot.guilds if self.settings.owns_guild(g.id)] if self.bot is not None else []
+    def _guild_ids(self, overrides: Mapping[int, GuildOverrides]) -> list[int]:
+        """The guilds this process does the work of: those the gateway brought (with SHARD_COUNT, only its
+        shards' guilds; the filter states the rule). Before the gateway is ready: the guilds whose settings
+        are stored, and DISCORD_GUILD_ID; a guild the bot has left meanwhile refuses the post (403/404,
+        never retried) and drops out when the gateway is ready."""
+        if self.bot is None:
+            return []
+        if self.bot.is_ready():
+            found = [g.id for g in self.bot.guilds]
+        else:
+            found = [gid for gid, o in overrides.items() if o.channel_id is not None] + [g for g in (self.home_guild(),) if g]
+        return [gid for gid in found if self.settings.owns_guild(gid)]
 
     def targets(self) -> list[Target]:
         assert self.store is not None
-        return guild_targets(self.settings, self._guild_ids(), self.store.all_overrides(), self.home_guild())
+        overrides = self.store.all_overrides()
+        return guild_targets(self.settings, self._guild_ids(overrides), overrides, self.home_guild())
 
     async def targets_now(self) -> list[Target]:
         """`targets()` with the state read in a worker thread (the Discord cache is read on the loop)."""
         assert self.store is not None
-        guilds, home = self._guild_ids(), self.home_guild()
-        return guild_targets(self.settings, guilds, await asyncio.to_thread(self.store.all_overrides), home)
+        overrides = await asyncio.to_thread(self.store.all_overrides)
+        return guild_targets(self.settings, self._guild_ids(overrides), overrides, self.home_guild())
 
     def target_of(self, guild_id: int) -> Target | None:
         return next((t for t in self.targets() if t.guild_id == guild_id), None)

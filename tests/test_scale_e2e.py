@@ -263,7 +263,9 @@ async def test_three_processes_over_four_shards_survive_kill_9(postgres_database
         store.close()
 
 
-async def test_two_processes_given_the_same_shards_post_once_and_survive_kill_9(postgres_database: str, schedule: Schedule, tmp_path: Path, chaos_seed: int) -> None:
+async def test_two_processes_given_the_same_shards_post_once_and_survive_kill_9(
+    postgres_database: str, schedule: Schedule, tmp_path: Path, chaos_seed: int
+) -> None:
     rng = random.Random(chaos_seed)
     log = [f"SCALE_SEED={chaos_seed}"]
     store = PostgresStore(postgres_database)

@@ -173,6 +173,38 @@ def test_a_restarted_rehearsal_resumes_on_its_own_timeline_and_run(schedule, tmp
     store.close()
 
 
+def test_processes_starting_one_rehearsal_together_share_its_clock_and_run(schedule, tmp_path):
+    """Three bots started at once by a supervisor: the second reads no anchor, and before it writes one
+    the first has written its own. Both must end on one run, or each would post every reminder."""
+    from bot.core.clock import ReplayClock
+    from bot.reminders.plan import continue_rehearsal
+    from bot.state.store import Store
+
+    first, second = Store(tmp_path / "state.sqlite3"), Store(tmp_path / "state.sqlite3")
+    begin, started = pst(5, 50), {}
+
+    class ReadsBeforeTheOtherWrites:
+        def __init__(self, inner: Store) -> None:
+            self.inner, self.raced = inner, False
+
+        def __getattr__(self, name: str):
+            return getattr(self.inner, name)
+
+        def get_meta(self, key: str) -> str | None:
+            found = self.inner.get_meta(key)
+            if not self.raced:
+                self.raced = True
+                started["first"] = continue_rehearsal(ReplayClock(begin, 60), first, schedule, wall_now=1000.0)
+            return found
+
+    clock, run = continue_rehearsal(ReplayClock(begin, 60), ReadsBeforeTheOtherWrites(second), schedule, wall_now=1001.0)
+    first_clock, first_run = started["first"]
+    assert run == first_run
+    assert abs((clock.now() - first_clock.now()).total_seconds()) < 120  # one timeline: a real second is a schedule minute
+    first.close()
+    second.close()
+
+
 def _claim(store, run: str, talk_id: str = "shooting-formulation") -> str:
     from bot.state.store import NewRow
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.state.store import LIVE, NewRow, State, StateError, Store
+from bot.state.store import SCHEMA_VERSION as SQLITE_SCHEMA
 from tests.standin import subprocess_env
 
 DUE = dt.datetime(2020, 12, 10, 13, 55, tzinfo=dt.UTC)
@@ -37,6 +38,29 @@ def test_claim_twice_is_refused(store):
     assert not store.claim(row())
     got = store.get("t:5:42")
     assert got.state is State.CLAIMED and got.nonce == "rabc" and got.due_at == DUE and got.guild_id == 1 and got.run == LIVE
+
+
+def test_swap_meta_lets_exactly_one_process_set_a_value(make_store):
+    """Several processes starting one rehearsal at once must agree on one anchor: compare and set."""
+    a, b = make_store(), make_store()
+    assert a.swap_meta("rehearsal", None, "from-a")
+    assert not b.swap_meta("rehearsal", None, "from-b")  # someone got there first
+    assert b.get_meta("rehearsal") == "from-a"
+    assert not b.swap_meta("rehearsal", "stale", "from-b")
+    assert b.swap_meta("rehearsal", "from-a", "from-b") and a.get_meta("rehearsal") == "from-b"
+    assert not a.swap_meta("rehearsal", "from-a", "again")
+
+
+def test_an_interaction_is_claimed_by_exactly_one_process(make_store):
+    """Two processes on one shard both receive every interaction; one answers it."""
+    import concurrent.futures
+
+    stores = [make_store(), make_store()]
+    ids = [1_100_000_000_000_000_000 + i for i in range(40)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(lambda job: job[1].claim_interaction(job[0]), [(i, s) for i in ids for s in stores for _ in range(2)]))
+    assert sum(won) == len(ids)
+    assert not stores[0].claim_interaction(ids[0]) and not stores[1].claim_interaction(ids[-1])
 
 
 def test_crash_between_claim_and_confirm_is_taken_up_again_with_same_nonce_once_the_lease_expires(make_store):
@@ -172,7 +196,7 @@ def test_forgetting_a_rehearsal_never_touches_the_live_ledger(store):
 def test_wal_mode_and_schema_version(tmp_path):
     store = Store(tmp_path / "bot.sqlite3")
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == SQLITE_SCHEMA
     store.close()
 
 
@@ -414,7 +438,7 @@ def test_a_version_3_file_gets_the_question_tables_and_keeps_its_rows(tmp_path):
     old._db.executescript("DROP TABLE questions; DROP TABLE question_votes; PRAGMA user_version = 3;")
     old.close()
     store = Store(path)
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == SQLITE_SCHEMA
     assert [f.key for f in store.follows_of(1)] == ["t"] and store.get("t:5:42") is not None
     asked = store.add_question(1, "t", 7, "new table?", False, ASKED)
     assert store.toggle_vote(asked.id, 1) == (True, 1)
@@ -432,7 +456,7 @@ def test_a_version_4_file_gets_leases_and_its_claims_can_be_taken_up_at_once(tmp
     old._db.executescript("ALTER TABLE ledger DROP COLUMN owner; ALTER TABLE ledger DROP COLUMN lease_until; PRAGMA user_version = 4;")
     old.close()
     store = Store(path)
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == SQLITE_SCHEMA
     assert {r.id: (r.state, r.owner, r.lease_until) for r in store.rows()} == {"t:5:42": (State.CLAIMED, None, None), "sent": (State.SENT, None, None)}
     assert store.get("sent").message_id == "7" and [f.key for f in store.follows_of(1)] == ["t"]
     taken = store.retry("t:5:42")
@@ -520,9 +544,10 @@ def test_a_version_1_database_gets_leases_and_keeps_its_rows(postgres_database):
     old.close()
     with psycopg.connect(postgres_database, autocommit=True) as conn:
         conn.execute("ALTER TABLE ledger DROP COLUMN owner, DROP COLUMN lease_until")
+        conn.execute("DROP TABLE interactions")
         conn.execute("UPDATE schema_version SET version = 1")
     store = PostgresStore(postgres_database)
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     assert {r.id: (r.state, r.owner, r.lease_until) for r in store.rows()} == {"t:5:42": (State.CLAIMED, None, None), "sent": (State.SENT, None, None)}
     taken = store.retry("t:5:42")  # no lease: taken up at once
     assert taken is not None and taken.owner == store.owner and taken.attempts == 2 and taken.lease_until is not None

@@ -23,7 +23,7 @@ from typing import TextIO
 from bot.config import Settings
 from bot.core.clock import Clock, ReplayClock, rehearsal_start
 from bot.core.schedule import Schedule, Talk
-from bot.state.store import LIVE, GuildOverrides, NewRow, Store
+from bot.state.store import LIVE, GuildOverrides, NewRow, StateError, Store
 
 log = logging.getLogger(__name__)
 
@@ -238,14 +238,25 @@ def continue_rehearsal(clock: Clock, store: Store, schedule: Schedule, wall_now:
     """
     if not isinstance(clock, ReplayClock):
         return clock, LIVE
-    saved = store.get_meta(REHEARSAL_KEY)
-    earlier_run = _saved_run(saved)
     session_end = max(s.end for s in schedule.sessions)
-    covered = store.earliest_due(earlier_run) if earlier_run else None
-    wall = time.time() if wall_now is None else wall_now
-    start, anchor = rehearsal_start(clock.start, clock.speed, wall, saved, session_end, covered)
-    run = earlier_run if earlier_run and not start.started_over else new_run_key()
-    store.set_meta(REHEARSAL_KEY, json.dumps({**json.loads(anchor), "run": run}))
+    for _ in range(5):
+        saved = store.get_meta(REHEARSAL_KEY)
+        earlier_run = _saved_run(saved)
+        covered = store.earliest_due(earlier_run) if earlier_run else None
+        wall = time.time() if wall_now is None else wall_now
+        start, anchor = rehearsal_start(clock.start, clock.speed, wall, saved, session_end, covered)
+        run = earlier_run if earlier_run and not start.started_over else new_run_key()
+        value = json.dumps({**json.loads(anchor), "run": run})
+        # Compare and set: of several processes starting one rehearsal together, one writes the
+        # anchor and the others, reading it again, resume on its timeline and run.
+        if value == saved or store.swap_meta(REHEARSAL_KEY, saved, value):
+            break
+        log.info("rehearsal: another process has just started it; joining its run")
+    else:
+        raise StateError(
+            "the rehearsal's clock keeps changing under this process: "
+            "are other bots rehearsing from another BOT_REPLAY_FROM or BOT_CLOCK_SPEED on the same state?"
+        )
     if start.resumed and run == earlier_run:
         log.info("rehearsal: resuming the interrupted run %s; the clock shows %s", run, start.instant.isoformat())
         return ReplayClock(start.instant, clock.speed), run

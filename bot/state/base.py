@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Protocol
 
 LIVE = "live"
+INTERACTIONS_KEPT = dt.timedelta(days=1)  # an interaction is answered within 15 minutes: its claim is kept a day, then let go
 
 
 class StateError(Exception):
@@ -216,6 +217,14 @@ class StateStore(Protocol):
     # --- small named values (the rehearsal's anchor, the cache key) ---
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
+    def swap_meta(self, key: str, expected: str | None, value: str) -> bool:
+        """Compare and set: `value` only if the key still holds `expected` (None: only if absent)."""
+        ...
+
+    # --- interactions that reach several processes (two on one shard) ---
+    def claim_interaction(self, interaction_id: int) -> bool:
+        """True for exactly one caller per interaction id, across processes."""
+        ...
 
     # --- per-guild settings ---
     def overrides(self, guild_id: int) -> GuildOverrides: ...

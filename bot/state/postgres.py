@@ -22,6 +22,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.state.base import (
     DEFAULT_LEASE_SECONDS,
+    INTERACTIONS_KEPT,
     LIVE,
     QUESTION_STATES,
     DmChannel,
@@ -41,7 +42,7 @@ from bot.state.base import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # PostgreSQL's own numbering: 1 holds everything SQLite's version 4 holds; 2: the ledger's owner and lease_until
+SCHEMA_VERSION = 3  # PostgreSQL's own numbering: 1 holds everything SQLite's version 4 holds; 2: the ledger's owner and lease_until; 3: interactions
 T = TypeVar("T")
 _MIGRATION_LOCK = (0x5E55, 1)  # advisory lock (two-int form): one process migrates at a time
 _QUESTION_LOCK = 0x5E56  # advisory lock class for one user's asks: (class, user_id % 2**31)
@@ -116,6 +117,10 @@ _MIGRATIONS: tuple[str, ...] = (
     # 2: leases. Earlier rows get NULL: no lease, which counts as expired (any process may take them up).
     """
     ALTER TABLE ledger ADD COLUMN owner TEXT, ADD COLUMN lease_until TIMESTAMPTZ;
+    """,
+    # 3: which process answers an interaction that reaches several (two processes on one shard).
+    """
+    CREATE TABLE interactions (id BIGINT PRIMARY KEY, handled_at TIMESTAMPTZ NOT NULL DEFAULT now());
     """,
 )
 
@@ -395,6 +400,18 @@ class PostgresStore:
 
     def set_meta(self, key: str, value: str) -> None:
         self._execute("INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def swap_meta(self, key: str, expected: str | None, value: str) -> bool:
+        """Set `key` to `value` only if it still holds `expected` (None: only if absent); False if another process got there first."""
+        if expected is None:
+            return self._execute("INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING", (key, value)) == 1
+        return self._execute("UPDATE meta SET value = %s WHERE key = %s AND value = %s", (value, key, expected)) == 1
+
+    def claim_interaction(self, interaction_id: int) -> bool:
+        """True for the first process to ask about this interaction; rows older than a day are let go now and then."""
+        if interaction_id % 256 == 0:
+            self._execute("DELETE FROM interactions WHERE handled_at < now() - make_interval(secs => %s)", (INTERACTIONS_KEPT.total_seconds(),))
+        return self._execute("INSERT INTO interactions (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (interaction_id,)) == 1
 
     # --- personal reminders (DMs) -----------------------------------------------------------
     def follow(self, user_id: int, what: str, key: str, label: str, lead: int) -> bool:

@@ -22,6 +22,7 @@ from typing import TypeVar
 from bot.state.base import (
     DEFAULT_LEASE_SECONDS,
     DONE,
+    INTERACTIONS_KEPT,
     LIVE,
     QUESTION_STATES,
     DmChannel,
@@ -63,7 +64,7 @@ __all__ = [
     "utc_text",
 ]
 
-SCHEMA_VERSION = 5  # 4: questions and question_votes (session Q&A); 5: the ledger's owner and lease_until
+SCHEMA_VERSION = 6  # 4: questions and question_votes (session Q&A); 5: the ledger's owner and lease_until; 6: interactions
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -123,6 +124,10 @@ CREATE TABLE IF NOT EXISTS questions (
     votes       INTEGER NOT NULL DEFAULT 0,          -- always COUNT(question_votes), kept in the same transaction
     channel_id  INTEGER,
     message_id  INTEGER
+);
+CREATE TABLE IF NOT EXISTS interactions (
+    id          INTEGER PRIMARY KEY,   -- a Discord interaction answered by this state's processes
+    handled_at  TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS question_votes (
     question_id INTEGER NOT NULL,
@@ -412,6 +417,18 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         self._execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def swap_meta(self, key: str, expected: str | None, value: str) -> bool:
+        """Set `key` to `value` only if it still holds `expected` (None: only if absent); False if another process got there first."""
+        if expected is None:
+            return self._execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, value)).rowcount == 1
+        return self._execute("UPDATE meta SET value = ? WHERE key = ? AND value = ?", (value, key, expected)).rowcount == 1
+
+    def claim_interaction(self, interaction_id: int) -> bool:
+        """True for the first process to ask about this interaction; rows older than a day are let go now and then."""
+        if interaction_id % 256 == 0:
+            self._execute("DELETE FROM interactions WHERE handled_at < ?", (utc_text(dt.datetime.now(dt.UTC) - INTERACTIONS_KEPT),))
+        return self._execute("INSERT INTO interactions (id, handled_at) VALUES (?, ?) ON CONFLICT(id) DO NOTHING", (interaction_id, _utcnow())).rowcount == 1
 
     # --- personal reminders (DMs) -----------------------------------------------------
     def follow(self, user_id: int, what: str, key: str, label: str, lead: int) -> bool:

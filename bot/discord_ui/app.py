@@ -30,6 +30,7 @@ from bot.core.schedule import Schedule
 from bot.core.search import SearchIndex
 from bot.discord_ui import render
 from bot.discord_ui.calendar import add_calendar_command
+from bot.discord_ui.claims import first_to_answer
 from bot.discord_ui.commands import add_commands, message_args, send
 from bot.state.store import LIVE
 
@@ -149,6 +150,10 @@ def invite_url(application_id: int, settings: Settings) -> str:
 class SessionTree(app_commands.CommandTree):
     """The command tree with the one error handler every command shares."""
 
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Commands and autocomplete are answered by one process even when several hold the shard."""
+        return await first_to_answer(interaction)
+
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         original = getattr(error, "original", error)
         name = interaction.command.qualified_name if interaction.command else "?"
@@ -196,6 +201,7 @@ class SessionBot(discord.Client):
         add_commands(self.tree, self.programme, clock)
         self.calendar = add_calendar_command(self.tree, self.programme, clock)  # /remind sets .followed
         self._closing = False
+        self.interaction_claims: Any = None  # the shared state, with STATE_URL (bot.discord_ui.claims)
 
     @property
     def schedule(self) -> Schedule:
@@ -207,6 +213,11 @@ class SessionBot(discord.Client):
         return self.programme.index
 
     async def setup_hook(self) -> None:
+        if self.settings.state_url is not None and self.serving:
+            from bot.state import open_store
+
+            # Several processes may hold one shard: each interaction is claimed in the shared state (see claims.py).
+            self.interaction_claims = await asyncio.to_thread(open_store, self.settings)
         for extension in self.extensions:
             await extension.setup(self)
         self.log_start()
@@ -287,6 +298,8 @@ class SessionBot(discord.Client):
                     await extension.close()
                 except Exception:
                     log.exception("closing extension %r failed", extension)
+            if self.interaction_claims is not None:
+                self.interaction_claims.close()
         await super().close()
 
 

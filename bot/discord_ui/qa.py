@@ -27,6 +27,7 @@ from bot.core import answers, qa
 from bot.core.clock import Clock
 from bot.core.schedule import Schedule, Talk
 from bot.discord_ui import render
+from bot.discord_ui.claims import first_to_answer
 from bot.discord_ui.commands import CHOICES_MAX, Query, safe_autocomplete
 from bot.reminders.plan import reminder_nonce
 from bot.state import open_store
@@ -138,6 +139,9 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=r"qa:vote:(
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /) -> VoteButton:
         return cls(int(match["id"]))
 
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        return await first_to_answer(interaction)  # one process counts the click, even with two on the shard
+
     async def callback(self, interaction: discord.Interaction) -> None:
         await extension_of(interaction.client).vote(interaction, self.question_id)
 
@@ -153,6 +157,9 @@ class ChairButton(discord.ui.DynamicItem[discord.ui.Button], template=r"qa:(?P<a
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /) -> ChairButton:
         return cls(match["action"], int(match["id"]))
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        return await first_to_answer(interaction)  # one process counts the click, even with two on the shard
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await extension_of(interaction.client).chair_action(interaction, self.action, self.question_id)

@@ -32,6 +32,7 @@ from bot.discord_ui import render
 from bot.discord_ui.calendar import add_calendar_command
 from bot.discord_ui.claims import first_to_answer
 from bot.discord_ui.commands import add_commands, message_args, send
+from bot.state.base import StateError
 from bot.state.store import LIVE
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,9 @@ class SessionTree(app_commands.CommandTree):
         if isinstance(original, UserError):
             log.info("/%s: %s", name, original.message)
             replies = render.render_user_error(original)
+        elif isinstance(original, StateError):  # the database is away: one line, no traceback (the store logs the outage itself)
+            log.warning("/%s answered with an apology: %s", name, str(original)[:300])
+            replies = [render.render_storage_apology()]
         else:
             log.error("/%s failed", name, exc_info=original)
             replies = [render.render_apology()]

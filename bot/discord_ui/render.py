@@ -257,6 +257,17 @@ def render_apology() -> Reply:
     return Reply(content=APOLOGY, ephemeral=True)
 
 
+STORAGE_APOLOGY = (
+    "Sorry, I can't reach my storage for a moment, so I couldn't do that. Please try again in a minute; "
+    "looking up the schedule (/talk, /next, /now) still works."
+)
+
+
+def render_storage_apology() -> Reply:
+    """The state (PostgreSQL or the SQLite file) failed: nothing was saved, and nothing to fix on the user's side."""
+    return Reply(content=STORAGE_APOLOGY, ephemeral=True)
+
+
 # --------------------------------------------------------------------------- agenda
 
 

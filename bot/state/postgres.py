@@ -7,12 +7,21 @@ the database's clock (`now()`), so that clock skew between hosts does not matter
 question's row lock, and a question's limits are counted under a per-user advisory lock in the
 insert's own transaction. Calls are synchronous through a psycopg_pool ConnectionPool, like the
 SQLite store's; the URL's password never reaches a message, a log line or a repr.
+
+When the database goes away while the bot serves, a call must not hold a slash command past Discord's
+3 s deadline: it waits at most CALL_TIMEOUT for a connection, and once one call has failed, the
+stores of this process on that database fail at once (StateError, "unreachable since ...") and let
+one call a second try the database again (see `_Health`). The pool gives up a reconnection after
+RECONNECT_TIMEOUT, so that the next try connects at once instead of waiting out a long backoff. The
+outage is logged once when it starts and once when it ends, not per attempt.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TypeVar
 
@@ -46,6 +55,9 @@ SCHEMA_VERSION = 3  # PostgreSQL's own numbering: 1 holds everything SQLite's ve
 T = TypeVar("T")
 _MIGRATION_LOCK = (0x5E55, 1)  # advisory lock (two-int form): one process migrates at a time
 _QUESTION_LOCK = 0x5E56  # advisory lock class for one user's asks: (class, user_id % 2**31)
+CALL_TIMEOUT = 1.5  # seconds a call made while serving waits for a connection: a command still answers within Discord's 3 s
+RETRY_SECONDS = 1.0  # while the database is unreachable, calls fail at once and one call every this often tries it again
+RECONNECT_TIMEOUT = 3.0  # psycopg_pool's reconnect_timeout: its backoff gives up soon, so that a try after an outage connects at once
 
 # Each entry brings the schema from version i to i + 1. Text keys use the C collation so that the
 # order is the byte order, as in SQLite. Instants are timestamptz, read back in UTC.
@@ -149,6 +161,16 @@ def _scrub(text: str, url: str) -> str:
     return text.replace(str(password), "****") if password else text
 
 
+def _quiet_pool_log() -> None:
+    """psycopg_pool warns at every reconnection attempt; _Health logs an outage once instead (all of it at DEBUG)."""
+    logging.getLogger("psycopg.pool").setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.ERROR)
+
+
+def _first_line(err: Exception, url: str) -> str:
+    text = str(err).strip()
+    return _scrub(text.splitlines()[0], url) if text else type(err).__name__
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -191,20 +213,91 @@ def _question(row: Sequence) -> Question:
     return Question(qid, guild_id, talk_id, user_id, text, bool(anonymous), _utc(created_at), state, votes, channel_id, message_id)
 
 
+class _Health:
+    """What the stores of this process know about one database: reachable, or unreachable since when.
+
+    Shared by the stores on one database (the reminders, /remind, Q&A and the interaction claims each
+    have one), so that an outage fails every call at once, is tried again by one call at a time, and is
+    logged once, when it starts and when it ends.
+    """
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self._lock = threading.Lock()
+        self.down_since: dt.datetime | None = None
+        self._down_at = 0.0  # monotonic
+        self._next_try = 0.0
+        self._trying = False
+
+    @staticmethod
+    def of(where: str) -> _Health:
+        with _HEALTH_LOCK:
+            return _HEALTH.setdefault(where, _Health(where))
+
+    def admit(self) -> bool:
+        """True: go ahead (reachable, or this call is the one that tries again); False: fail at once."""
+        with self._lock:
+            if self.down_since is None:
+                return True
+            if self._trying or time.monotonic() < self._next_try:
+                return False
+            self._trying = True
+            return True
+
+    def failed(self, reason: str) -> None:
+        with self._lock:
+            self._trying = False
+            self._next_try = time.monotonic() + RETRY_SECONDS
+            if self.down_since is not None:
+                return
+            self.down_since, self._down_at = _now(), time.monotonic()
+        log.warning(
+            "state: %s is unreachable (%s); commands that write answer with an apology and reminders wait, trying it again every %g s",
+            self.where,
+            reason,
+            RETRY_SECONDS,
+        )
+
+    def answered(self, reached: bool) -> None:
+        """A call is over: `reached` the database (it is up), or ended before it knew (let another call try)."""
+        if self.down_since is None:  # the usual case, without taking the lock
+            return
+        with self._lock:
+            if self.down_since is None:
+                return
+            self._trying = False
+            if not reached:
+                return
+            self.down_since = None
+            lasted = time.monotonic() - self._down_at
+        log.warning("state: %s is reachable again after %.1f s", self.where, lasted)
+
+    def since_text(self) -> str:
+        since = self.down_since
+        return f"{since:%H:%M:%S} UTC" if since is not None else "a moment ago"
+
+
+_HEALTH: dict[str, _Health] = {}  # by describe(url): host, port, database and user, never a password
+_HEALTH_LOCK = threading.Lock()
+
+
 class PostgresStore:
     """One PostgreSQL database reached through a connection pool; safe from threads and from several processes.
 
     `owner` names this process in the ledger's leases (a fresh one per store unless given).
     """
 
-    def __init__(self, url: str, *, max_connections: int = 8, timeout: float = 10.0, owner: str | None = None) -> None:
+    def __init__(self, url: str, *, max_connections: int = 8, timeout: float = 10.0, call_timeout: float = CALL_TIMEOUT, owner: str | None = None) -> None:
+        """`timeout` bounds the checks at start (connect, open the pool, migrate); `call_timeout` each call's wait for a connection afterwards."""
         self.owner = owner or new_owner()
         self._where = describe(url)
         self._url = url
+        self._call_timeout = call_timeout
         try:  # one direct connection first: its error says why (refused, password, no such database)
             psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()
         except psycopg.Error as err:
             raise StateError(self._explain(err)) from None
+        _quiet_pool_log()
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -212,6 +305,7 @@ class PostgresStore:
             kwargs={"autocommit": True},
             check=ConnectionPool.check_connection,  # a connection the server dropped is replaced, not handed out
             timeout=timeout,
+            reconnect_timeout=RECONNECT_TIMEOUT,
             open=False,
             name="state",
         )
@@ -221,6 +315,8 @@ class PostgresStore:
         except (psycopg.Error, PoolTimeout, StateError) as err:
             self._pool.close()
             raise StateError(err.args[0] if isinstance(err, StateError) else self._explain(err)) from None
+        self._health = _Health.of(self._where)
+        self._health.answered(True)
 
     def _explain(self, err: Exception) -> str:
         return (
@@ -256,15 +352,29 @@ class PostgresStore:
 
     # --- plumbing -------------------------------------------------------------------------
     def _run(self, work: Callable[[psycopg.Connection], T], *, transaction: bool = False) -> T:
-        """Run `work` on a pooled connection (in one transaction if asked); a lost server is a StateError."""
+        """Run `work` on a pooled connection (in one transaction if asked); a lost server is a StateError, at once while it stays lost."""
+        health = self._health
+        if not health.admit():
+            raise StateError(f"state {self._where} is unreachable (since {health.since_text()}); it is tried again every {RETRY_SECONDS:g} s")
+        conn: psycopg.Connection | None = None
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=self._call_timeout) as conn:
                 if not transaction:
-                    return work(conn)
-                with conn.transaction():
-                    return work(conn)
+                    found = work(conn)
+                else:
+                    with conn.transaction():
+                        found = work(conn)
         except (psycopg.OperationalError, PoolTimeout) as err:
+            if conn is None or conn.closed:  # no connection, or the server went away under it (not a cancelled query)
+                health.failed(_first_line(err, self._url))
+            else:
+                health.answered(True)
             raise StateError(self._explain(err)) from None
+        except BaseException:
+            health.answered(conn is not None)  # the database answered (an error of ours, a constraint); without a connection: unknown
+            raise
+        health.answered(True)
+        return found
 
     def _execute(self, query: str, args: Sequence | dict = ()) -> int:
         """The statement's row count."""

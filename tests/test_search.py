@@ -423,3 +423,30 @@ def test_words_parted_by_other_whitespace_still_find_their_documents():
     found = {term: index.docs[index.indptr[i] : index.indptr[i + 1]].tolist() for term, i in index.vocab.items()}
     assert found == {"a": [0], "b": [0], "c": [0], "d": [1], "e": [1], "f": [2], "g": [2], "h": [2]}
     assert index.sorted_terms == sorted(index.vocab) and list(index.vocab.values()) == list(range(8))
+
+
+@pytest.mark.parametrize("probes", [1, 8])
+def test_plain_ascii_words_found_by_numpy_are_the_words_split_finds(probes: int, monkeypatch):
+    """Words of up to 16 bytes are packed into numbers and looked up in a numpy hash table; longer ones,
+    and those a crowded table cannot place, in Python: each word gets the id of its own text."""
+    import collections
+    import random
+
+    from bot.core.search import _PackedWords
+
+    rng = random.Random(5)
+    vocabulary = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randint(1, 30))) for _ in range(3000)]
+    monkeypatch.setattr(_PackedWords, "PROBES", probes)
+    packed, vocab = _PackedWords(), collections.defaultdict()
+    vocab.default_factory = vocab.__len__  # as _Words has it: a new word gets the next id
+    seen: set[str] = set()
+    for _ in range(5):
+        words_ = rng.choices(vocabulary, k=4000)
+        seen.update(words_)
+        text = ("  ".join(words_) + " ").encode()
+        ids, starts = packed.split(text, vocab)
+        by_id = {term: word for word, term in vocab.items()}
+        assert [by_id[term] for term in ids.tolist()] == [w.encode() for w in words_]
+        assert [text[a : a + 1] for a in starts[:3].tolist()] == [w[:1].encode() for w in words_[:3]]
+    assert packed.count > 1000 and len(vocab) == len(seen)
+    assert packed.split(b"a\tb", vocab) is None  # a separator other than a space: str.split decides

@@ -105,6 +105,105 @@ _Batch = tuple[int, list[_Field]]
 """Documents up to (not including) a number, and the fields that some of them have."""
 
 
+_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(9)], np.uint64)  # the first n bytes of a 64-bit number
+_MIXED = 0x9E3779B97F4A7C15
+_MIX, _FULL = np.uint64(_MIXED), (1 << 64) - 1
+
+
+class _PackedWords:
+    """Words of plain ASCII letters and digits found and looked up by numpy, without a Python string each.
+
+    A word of up to 16 bytes is two 64-bit numbers, its bytes (exact: no word holds a zero byte). The
+    words met so far sit in an open-addressing hash table of numpy arrays, so a batch's words are found
+    by a few vectorised probes; only new words, longer ones, and those whose probes run long are looked
+    up in Python.
+    """
+
+    PROBES = 8
+
+    def __init__(self) -> None:
+        self.bits = 14
+        self.low = np.zeros(1 << self.bits, np.uint64)  # per slot, the word's bytes
+        self.high = np.zeros(1 << self.bits, np.uint64)
+        self.ids = np.full(1 << self.bits, -1, np.int32)  # -1: an empty slot
+        self.count = 0
+
+    def split(self, joined: bytes, vocab: dict) -> tuple[np.ndarray, np.ndarray] | None:
+        """The term id and the start of each word of `joined`; None for text with other separators than spaces."""
+        size = len(joined)
+        buffer = np.frombuffer(joined + bytes(16), np.uint8)
+        chars = buffer[:size]
+        if np.any((chars < 33) & (chars != 32)):  # a tab, a line or a control character: words as str.split finds them
+            return None
+        edges = np.flatnonzero(np.diff(np.concatenate(([False], chars != 32, [False])).view(np.int8)))
+        starts, ends = edges[0::2], edges[1::2]
+        lengths = ends - starts
+        eight = np.ndarray((size + 8,), "<u8", buffer=buffer, strides=(1,))  # the 8 bytes from each place
+        low = eight[starts] & _MASKS[np.minimum(lengths, 8)]
+        high = np.where(lengths > 8, eight[starts + 8] & _MASKS[np.clip(lengths - 8, 0, 8)], np.uint64(0))
+        ids = self.find(low, high)
+        short = lengths <= 16
+        new = np.flatnonzero((ids < 0) & short)
+        if len(new):
+            _, first = np.unique(np.stack((low[new], high[new])), axis=1, return_index=True)
+            for n in new[first].tolist():
+                self.add(int(low[n]), int(high[n]), vocab[joined[starts[n] : ends[n]]])
+            ids = self.find(low, high)
+        for n in np.flatnonzero((ids < 0) | ~short).tolist():  # longer than 16 bytes, or in a crowded part of the table
+            ids[n] = vocab[joined[starts[n] : ends[n]]]
+        return ids, starts
+
+    def slots(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        return (((low ^ (high * _MIX)) * _MIX) >> np.uint64(64 - self.bits)).astype(np.intp)
+
+    def find(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Each word's id, or -1 when it is not in the table."""
+        ids = np.full(len(low), -1, np.int32)
+        waiting = np.arange(len(low))
+        slots = self.slots(low, high)
+        mask = (1 << self.bits) - 1
+        for step in range(self.PROBES):
+            at = (slots[waiting] + step) & mask
+            there = self.ids[at]
+            match = (there >= 0) & (self.low[at] == low[waiting]) & (self.high[at] == high[waiting])
+            ids[waiting[match]] = there[match]
+            waiting = waiting[~match & (there >= 0)]  # an empty slot ends the search: not in the table
+            if not len(waiting):
+                break
+        return ids
+
+    def add(self, low: int, high: int, term: int) -> None:
+        if (self.count + 1) * 4 > len(self.ids):
+            self.grow()
+        mask = (1 << self.bits) - 1
+        slot = (((low ^ (high * _MIXED) & _FULL) * _MIXED) & _FULL) >> (64 - self.bits)  # as slots(), in Python numbers
+        for step in range(self.PROBES):
+            at = (slot + step) & mask
+            if self.ids[at] < 0:
+                self.low[at], self.high[at], self.ids[at] = low, high, term
+                self.count += 1
+                return
+        # a crowded neighbourhood: the word is left out and looked up in Python each time
+
+    def grow(self) -> None:
+        kept = np.flatnonzero(self.ids >= 0)
+        old = self.low[kept], self.high[kept], self.ids[kept]
+        self.bits += 1
+        self.low = np.zeros(1 << self.bits, np.uint64)
+        self.high = np.zeros(1 << self.bits, np.uint64)
+        self.ids = np.full(1 << self.bits, -1, np.int32)
+        self.count = 0
+        for low, high, term in zip(*(column.tolist() for column in old), strict=True):
+            self.add(low, high, term)
+
+
+def _texts_of(starts: np.ndarray, lengths: Sequence[int]) -> np.ndarray:
+    """Which text each word is in, from where the words start (sorted) in texts of these lengths joined by one space."""
+    ends = np.cumsum(np.asarray(lengths, np.int64) + 1)  # each text's end, and its space
+    counts = np.diff(np.searchsorted(starts, ends), prepend=0)  # a few searches in the words, not one per word in the texts
+    return np.repeat(np.arange(len(ends)), counts)
+
+
 class _Words:
     """The words of a batch of documents, as term ids and their documents, read in bulk.
 
@@ -118,6 +217,7 @@ class _Words:
         self.vocab.default_factory = self.vocab.__len__  # all in C: a new word gets the next id
         self.pieces: list[tuple[np.ndarray, np.ndarray]] = []  # per piece: term ids, document << 2 | weight rank
         self.words = 0
+        self.packed = _PackedWords()
 
     def add(self, fields: list[_Field]) -> None:
         terms, owners = [], []
@@ -135,6 +235,11 @@ class _Words:
 
         Words of plain ASCII may come as bytes: TokenIndex makes them text once, as it renumbers.
         """
+        if type(joined) is bytes:
+            found = self.packed.split(joined, self.vocab)
+            if found is not None:
+                ids, starts = found
+                return ids, _texts_of(starts, lengths)
         words = joined.split()
         if not words:
             return np.zeros(0, np.int32), np.zeros(0, np.intp)
@@ -151,7 +256,7 @@ class _Words:
         if len(starts) != len(words):  # a separator other than a space (never in folded text): count text by text
             counts = [len(joined[end - length - 1 : end - 1].split()) for length, end in zip(lengths, ends.tolist(), strict=True)]
             return ids, np.repeat(np.arange(len(lengths)), counts)
-        return ids, np.searchsorted(ends, starts, side="right")
+        return ids, _texts_of(starts, lengths)
 
     def postings(self, piece: int, renumber: np.ndarray) -> _Postings:
         """One posting per (term, document), with the weight of its best field, sorted by term then document."""

@@ -93,3 +93,19 @@ async def test_a_refused_token_exits_cleanly(tmp_path: Path) -> None:
     text = out.decode() + err.decode()
     assert proc.returncode == 2, text[-3000:]
     assert "DISCORD_TOKEN" in text and TOKEN not in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("shards", [None, "1"])
+async def test_too_few_shards_for_the_servers_exits_with_what_to_change(tmp_path: Path, shards: str | None) -> None:
+    """Discord closes with 4011 when one shard would hold too many servers (2,500): no reconnect can fix it."""
+    async with StandIn(token=TOKEN, guilds_per_shard=2) as standin:
+        standin.add_guild(standin.guild_id + (1 << 22))  # two servers, and a shard may hold at most one here
+        env = bot_env(standin, tmp_path)
+        if shards:
+            env["SHARD_COUNT"] = shards
+        proc = await run_bot(env)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode() + err.decode()
+    assert proc.returncode == 2, text[-3000:]
+    assert ("Set SHARD_COUNT" if shards is None else "SHARD_COUNT=1 is too few") in text
+    assert "Traceback" not in text and TOKEN not in text

@@ -408,7 +408,24 @@ def run_discord(settings: Settings, schedule_path: Path, clock: Clock) -> int:
     except discord.PrivilegedIntentsRequired:
         log.error("Discord asked for a privileged intent; this bot should need none.")
         return 2
+    except discord.ConnectionClosed as closed:
+        return _gateway_refused(closed, settings)
     return 0
+
+
+def _gateway_refused(closed: discord.ConnectionClosed, settings: Settings) -> int:
+    """Close codes that no reconnect can fix: say what to change, exit 2."""
+    if closed.code == 4011:  # Discord: a shard may hold at most 2,500 guilds
+        if settings.shard_count is None:
+            log.error("Discord requires sharding: the bot is in too many servers for one connection. Set SHARD_COUNT (see README, Running at scale).")
+        else:
+            log.error("Discord requires more shards: SHARD_COUNT=%d is too few for the servers the bot is in; raise it on every process.", settings.shard_count)
+        return 2
+    if closed.code == 4010:
+        log.error("Discord refused shard %s of SHARD_COUNT=%s; check SHARD_COUNT and SHARD_IDS on every process.", closed.shard_id, settings.shard_count)
+        return 2
+    log.error("Discord closed the gateway with code %s, which a reconnect cannot fix; see Discord's gateway close codes.", closed.code)
+    return 2
 
 
 def sync_global(settings: Settings, schedule_path: Path, scope: SyncScope = SyncScope.GLOBAL) -> int:

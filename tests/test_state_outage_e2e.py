@@ -146,7 +146,7 @@ async def test_a_database_outage_delays_reminders_once_and_keeps_commands_answer
         remind, remind_seconds = await answered(standin, "remind talk", {"query": "early-time-learning-dynamics"})
         await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down_at)))
         await asyncio.to_thread(postgres.start)
-        up_clock = clock.now()
+        up_at, up_clock = time.monotonic(), clock.now()
 
         await wait_for(lambda: len(channel_reminders(standin)) >= 3 and dm_reminders(standin, ALICE) and dm_reminders(standin, BOB), 12)
         back_at = time.monotonic()
@@ -156,7 +156,7 @@ async def test_a_database_outage_delays_reminders_once_and_keeps_commands_answer
 
     # (a), (b): reads answer as usual, /remind apologises at once; nothing waits for the database.
     print(
-        f"\noutage {down_clock.astimezone(PST):%H:%M}–{up_clock.astimezone(PST):%H:%M} replayed ({time.monotonic() - down_at:.1f} s real), "
+        f"\noutage {down_clock.astimezone(PST):%H:%M}–{up_clock.astimezone(PST):%H:%M} replayed ({up_at - down_at:.1f} s real), "
         f"delayed reminders posted {back_at - down_at:.1f} s after the stop; "
         f"/talk {talk_seconds:.2f} s, /next {next_seconds:.2f} s, /remind talk {remind_seconds:.2f} s"
     )

@@ -332,7 +332,7 @@ class TokenIndex:
             words.add(fields)
             size = stop
         self.size = max(1, size)
-        found = [word.decode("ascii") if type(word) is bytes else word for word in words.vocab]  # in the order of their ids
+        found = [word.decode("utf-8", "surrogatepass") if type(word) is bytes else word for word in words.vocab]  # in the order of their ids
         words.vocab.clear()
         self.sorted_terms = sorted(set(found))
         self.vocab = dict(zip(self.sorted_terms, range(len(self.sorted_terms)), strict=True))
@@ -521,13 +521,19 @@ def _abstract_words(texts: list[str]) -> tuple[str | bytes, list[int]]:
     each text's length; other texts are folded one by one.
     """
     joined = " ".join(texts)
-    if joined.isascii() and not any(mark in joined for mark in _LATEX_MARKS):  # as bytes: translated four times as fast
-        return joined.encode("ascii").lower().translate(_ASCII_SPACE_BYTES), list(map(len, texts))
-    words_of = [text.lower().translate(ASCII_SPACES) if _plain_ascii(text) else fold(text) for text in texts]
-    return " ".join(words_of), list(map(len, words_of))
+    if joined.isascii() and not any(mark in joined for mark in _LATEX_MARKS):  # as bytes: lowered and cleaned in one pass
+        return joined.encode("ascii").translate(_LOWER_ASCII_SPACE_BYTES), list(map(len, texts))
+    return _utf8_field([text.lower().translate(ASCII_SPACES) if _plain_ascii(text) else fold(text) for text in texts])
 
 
-_ASCII_SPACE_BYTES = bytes(ord(ASCII_SPACES.get(code, chr(code))) if code < 128 else code for code in range(256))
+def _utf8_field(texts: list[str]) -> tuple[bytes, list[int]]:
+    """Folded texts joined by a space, as UTF-8 (so their words are looked up by numpy), and the length of each in bytes."""
+    joined = " ".join(texts)
+    data = joined.encode("utf-8", "surrogatepass")
+    return data, list(map(len, texts)) if len(data) == len(joined) else [len(text.encode("utf-8", "surrogatepass")) for text in texts]
+
+
+_LOWER_ASCII_SPACE_BYTES = bytes(code + 32 if 65 <= code <= 90 else ord(ASCII_SPACES.get(code, chr(code))) if code < 128 else code for code in range(256))
 
 
 _LATEX_MARKS = ("$", "\\", "``")
@@ -610,7 +616,7 @@ class SearchIndex:
         self._author_names = [names[a.name] for a in self.authors]
         # One typed letter already narrows the names to those with a word starting with it.
         everyone = range(len(self._author_names))
-        names_field = (AUTHOR, everyone, " ".join(self._author_names), list(map(len, self._author_names)))
+        names_field = (AUTHOR, everyone, *_utf8_field(self._author_names))
         self._author_index = TokenIndex.of_texts([(len(everyone), [names_field])], min_prefix=1)
 
     def _talk_batches(self, names: _NameFolds) -> Iterator[_Batch]:
@@ -628,8 +634,8 @@ class SearchIndex:
             yield (
                 docs.stop,
                 [
-                    (TITLE, docs, " ".join(titles), list(map(len, titles))),
-                    (AUTHOR, docs, " ".join(authors), list(map(len, authors))),
+                    (TITLE, docs, *_utf8_field(titles)),
+                    (AUTHOR, docs, *_utf8_field(authors)),
                     (ABSTRACT, docs, abstracts, lengths),
                 ],
             )

@@ -9,6 +9,7 @@ are the builder's, not ours: here odd things are only noted.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -83,6 +84,7 @@ class RawConference:
     days: list[RawDay] = field(default_factory=list)
 
 
+@functools.lru_cache(maxsize=4096)  # a conference has a few thousand distinct times: each is read once
 def parse_instant(text: str) -> dt.datetime | None:
     try:
         return dt.datetime.fromisoformat(text.strip())
@@ -90,6 +92,7 @@ def parse_instant(text: str) -> dt.datetime | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_clock(text: str) -> dt.time | None:
     match = _CLOCK.match(text.strip())
     if not match or int(match[1]) > 23 or int(match[2]) > 59 or int(match[3] or 0) > 59:
@@ -97,6 +100,7 @@ def parse_clock(text: str) -> dt.time | None:
     return dt.time(int(match[1]), int(match[2]), int(match[3] or 0))
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_duration(text: str) -> dt.timedelta | None:
     """'0:30', '01:00' or '01:00:00' (hours may exceed 24); None when it is none of these."""
     match = _DURATION.match(text.strip())
@@ -137,6 +141,8 @@ class Assembler:
         self.zone_place = Place()
         self.day_change: dt.time | None = None
         self.session_ids: set[str] = set()
+        self.zoned: dict[tuple[int, ZoneInfo | None], tuple[dt.datetime, dt.datetime | None]] = {}  # see _in_zone
+        self.ends: dict[tuple[int, dt.timedelta], tuple[dt.datetime, dt.datetime]] = {}  # (start, duration) -> end
 
     def note(self, place: Place, name: str, message: str) -> None:
         """A JSON place is already the field's own path, so its field name stays empty (the builder joins the two)."""
@@ -247,6 +253,14 @@ class Assembler:
         return dt.datetime.combine(on, clock, tzinfo=zone)
 
     def _in_zone(self, moment: dt.datetime, zone: ZoneInfo | None) -> dt.datetime | None:
+        """The instant in the conference zone, once per time: events share their times, and then their objects."""
+        known = self.zoned.get((id(moment), zone))
+        if known is None or known[0] is not moment:
+            known = self.zoned[id(moment), zone] = (moment, self._zoned(moment, zone))
+        return known[1]
+
+    @staticmethod
+    def _zoned(moment: dt.datetime, zone: ZoneInfo | None) -> dt.datetime | None:
         if moment.tzinfo is None:  # no offset: the time is in the conference zone
             return moment.replace(tzinfo=zone) if zone else None
         return moment.astimezone(zone) if zone else moment
@@ -267,7 +281,11 @@ class Assembler:
             return None
         if start is None:
             return None
-        return (start.astimezone(UTC) + length).astimezone(start.tzinfo)  # elapsed time, right across a DST change
+        known = self.ends.get((id(start), length))
+        if known is None or known[0] is not start:
+            end = (start.astimezone(UTC) + length).astimezone(start.tzinfo)  # elapsed time, right across a DST change
+            known = self.ends[id(start), length] = (start, end)
+        return known[1]
 
     def _url(self, event: RawEvent) -> str:
         url = event.url.strip()

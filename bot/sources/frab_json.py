@@ -18,6 +18,7 @@ from bot.sources.draft import Draft, Place
 from bot.sources.frab_common import Assembler, RawConference, RawDay, RawEvent, RawRoom
 
 _TEXT_FIELDS = ("title", "date", "start", "duration", "end", "room", "type", "track", "url", "subtitle", "abstract", "description")
+_EVENT_TEXTS = ("guid", "id", *_TEXT_FIELDS)  # in the order of RawEvent's fields
 
 
 def read(data: bytes, source: str, timezone: ZoneInfo | None = None) -> Draft:
@@ -131,19 +132,19 @@ class _Reader:
         return room
 
     def _event(self, node: dict, path: str) -> RawEvent:
-        event = RawEvent(Place(path=path), guid=self._text(node, "guid", path), id=self._text(node, "id", path))
-        for name in _TEXT_FIELDS:
-            setattr(event, name, self._text(node, name, path))
+        texts = [value if type(value) is str else self._text(node, name, path) for name, value in zip(_EVENT_TEXTS, map(node.get, _EVENT_TEXTS), strict=True)]
         # Each field's place is its path, which event.at() writes out when a note needs it (a missing field's too).
-        event.persons = self._persons(node.get("persons"), _key(path, "persons"))
-        return event
+        return RawEvent(Place(path=path), *texts, persons=self._persons(node.get("persons"), path))
 
-    def _persons(self, value: Any, path: str) -> list[str]:
+    def _persons(self, value: Any, event_path: str) -> list[str]:
         if value is None:
             return []
+        path = _key(event_path, "persons")
         if not isinstance(value, list):
             self.assembler.note(Place(path=path), "persons", f"persons should be a list, not {_describe(value)}; no speakers read")
             return []
+        if all(type(person) is dict and type(person.get("public_name")) is str and person["public_name"].strip() for person in value):
+            return [person["public_name"] for person in value]  # the usual case
         names = []
         for n, person in enumerate(value):
             name = person if isinstance(person, str) else _person_name(person)

@@ -226,7 +226,8 @@ class _Parts:
     """
 
     def __init__(self, schedule: Schedule, index: SearchIndex) -> None:
-        self.document, self.abstracts, arrays = _encode(schedule, index)
+        with gc_paused():  # a document of millions of new containers, and no garbage in it: see gc_paused
+            self.document, self.abstracts, arrays = _encode(schedule, index)
         self.texts = int(arrays["abstract_ends"][-1]) if len(self.abstracts) else 0
         self.arrays = io.BytesIO()
         np.savez(self.arrays, **arrays)

@@ -14,9 +14,7 @@ import contextlib
 import datetime as dt
 import functools
 import logging
-import re
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -27,8 +25,9 @@ from bot.core import answers, qa
 from bot.core.clock import Clock
 from bot.core.schedule import Schedule, Talk
 from bot.discord_ui import render
-from bot.discord_ui.claims import first_to_answer
 from bot.discord_ui.commands import CHOICES_MAX, Query, safe_autocomplete
+from bot.discord_ui.qa_render import LIST_MAX, ChairButton, VoteButton, render_digest, render_list, render_question, thread_name, vote_view
+from bot.discord_ui.qa_votes import BURST_SECONDS, VoteBursts
 from bot.reminders.plan import reminder_nonce
 from bot.state import open_store
 from bot.state.store import LIVE, NewRow, Question, Store
@@ -39,11 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LIST_MAX = 10  # /questions; two chair buttons each: 20 buttons in 5 rows of 4
 DIGEST_MAX = 5
-BURST_SECONDS = 1.0
 NAP_SECONDS = 30.0  # the digest loop looks again at least this often (reloads, new guilds)
-THREAD_NAME_MAX = 100
 ARCHIVE_MINUTES = 1440
 QuestionText = app_commands.Range[str, 1, qa.QUESTION_MAX]
 
@@ -51,196 +47,6 @@ NO_CHANNEL = "Questions are not set up in this server: an organiser sets QA_CHAN
 NOT_CHAIR = "Only session chairs can do that: members with Manage Messages, or the chair role."
 CLOSED = "This question is closed (answered or removed); votes are no longer counted."
 UNKNOWN = "That question no longer exists here."
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def question_url(guild_id: int, q: Question) -> str | None:
-    return render.jump_link(guild_id, q.channel_id, q.message_id) if q.channel_id and q.message_id else None
-
-
-def render_question(q: Question, talk: Talk | None, asker: str) -> discord.Embed:
-    """The posted question: its text escaped, the talk, who asked (a name or "anonymous"). Embeds never ping."""
-    embed = discord.Embed(description=render.fit(render.clean(q.text), render.DESCRIPTION_MAX), colour=render.COLOUR)
-    embed.set_author(name=render.fit(f"Question from {asker}", 256))
-    embed.add_field(name="Talk", value=render.headline(talk, render.FIELD_VALUE_MAX) if talk else render.fit(render.clean(q.talk_id), 200), inline=False)
-    embed.set_footer(text=f"Question {q.id} · upvote it with the button; /ask to ask your own")
-    return render.ensure_fits(embed)
-
-
-def _line_name(i: int, q: Question, schedule: Schedule, joint: bool) -> str:
-    talk = schedule.talk(q.talk_id)
-    about = f" · {render.clean(talk.display_title)}" if joint and talk is not None else ""
-    return render.fit(f"{i}. ▲ {q.votes}{' · anonymous' if q.anonymous else ''}{about}", 120)
-
-
-def _question_fields(embed: discord.Embed, questions: list[Question], schedule: Schedule, talk: Talk, guild_id: int, chars: int) -> None:
-    """One field per question, each text cut to `chars` or less, so that the embed stays within the 6000 in all."""
-    joint = len(qa.covered(schedule, talk)) > 1
-    names = [_line_name(i, q, schedule, joint) for i, q in enumerate(questions, 1)]
-    links = [f"\n[message]({url})" if (url := question_url(guild_id, q)) else "" for q in questions]
-    room = render.EMBED_TOTAL_MAX - len(embed) - sum(map(len, names)) - sum(map(len, links))
-    per = max(1, min(chars, room // max(1, len(questions))))
-    for name, link, q in zip(names, links, questions, strict=True):
-        embed.add_field(name=name, value=render.fit(render.clean(q.text), per) + link, inline=False)
-
-
-def render_list(questions: list[Question], schedule: Schedule, talk: Talk, guild_id: int) -> tuple[discord.Embed, discord.ui.View | None]:
-    """The chair's view: the top questions, each with "answered" and "hide" (two questions per row)."""
-    title = render.fit(f"Questions · {render.clean(talk.display_title)}", render.TITLE_MAX)
-    embed = discord.Embed(title=title, colour=render.COLOUR)
-    if not questions:
-        embed.description = "No open questions yet. The audience asks with `/ask`."
-    embed.set_footer(text=f"Top {LIST_MAX} by votes, then age · {talk.id}")  # the id: a click knows which list to redraw
-    _question_fields(embed, questions, schedule, talk, guild_id, 500)
-    if not questions:
-        return render.ensure_fits(embed), None
-    view = discord.ui.View(timeout=None)
-    for i, q in enumerate(questions):
-        view.add_item(ChairButton("answered", q.id, i + 1, row=i // 2))
-        view.add_item(ChairButton("hide", q.id, i + 1, row=i // 2))
-    return render.ensure_fits(embed), view
-
-
-def render_digest(questions: list[Question], schedule: Schedule, talk: Talk, guild_id: int) -> discord.Embed:
-    """Posted for the chairs before a Q&A slot and as an oral ends."""
-    title = render.fit(f"Top questions · {render.clean(talk.display_title)}", render.TITLE_MAX)
-    when = "Q&A starts soon" if talk.kind.value == "qa" else "the talk has ended"
-    embed = discord.Embed(title=title, description=f"{talk.kind.label}: {when}. The most upvoted open questions:", colour=render.COLOUR)
-    _question_fields(embed, questions, schedule, talk, guild_id, 800)
-    return render.ensure_fits(embed)
-
-
-def vote_view(q: Question) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    view.add_item(VoteButton(q.id, q.votes, closed=q.state != "open"))
-    return view
-
-
-def thread_name(talk: Talk) -> str:
-    """A thread is named after its talk: plain text (no markdown there), one line, 1–100 characters."""
-    name = " ".join(talk.display_title.split())
-    return render.fit(name, THREAD_NAME_MAX) if name else talk.id[:THREAD_NAME_MAX]
-
-
-# --------------------------------------------------------------------------- buttons
-
-
-class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=r"qa:vote:(?P<id>\d{1,19})"):
-    """The upvote button on a posted question; its label shows the count."""
-
-    def __init__(self, question_id: int, votes: int = 0, *, closed: bool = False) -> None:
-        style = discord.ButtonStyle.secondary if closed else discord.ButtonStyle.primary
-        super().__init__(discord.ui.Button(style=style, label=f"▲ {votes}", custom_id=f"qa:vote:{question_id}", disabled=closed))
-        self.question_id = question_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /) -> VoteButton:
-        return cls(int(match["id"]))
-
-    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        return await first_to_answer(interaction)  # one process counts the click, even with two on the shard
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await extension_of(interaction.client).vote(interaction, self.question_id)
-
-
-class ChairButton(discord.ui.DynamicItem[discord.ui.Button], template=r"qa:(?P<action>answered|hide):(?P<id>\d{1,19})"):
-    """A chair's "answered" or "hide" on one question of the /questions list."""
-
-    def __init__(self, action: str, question_id: int, number: int = 0, *, row: int | None = None) -> None:
-        label, style = (f"{number} ✓ answered", discord.ButtonStyle.success) if action == "answered" else (f"{number} hide", discord.ButtonStyle.danger)
-        super().__init__(discord.ui.Button(style=style, label=label, custom_id=f"qa:{action}:{question_id}"), row=row)
-        self.action, self.question_id = action, question_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /) -> ChairButton:
-        return cls(match["action"], int(match["id"]))
-
-    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        return await first_to_answer(interaction)  # one process counts the click, even with two on the shard
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await extension_of(interaction.client).chair_action(interaction, self.action, self.question_id)
-
-
-def extension_of(client: discord.Client) -> QaExtension:
-    return next(e for e in getattr(client, "extensions", ()) if isinstance(e, QaExtension))
-
-
-@dataclass
-class _Burst:
-    latest: discord.Interaction
-    first_sent: asyncio.Event
-    dirty: bool = False
-
-
-class VoteBursts:
-    """One visible edit per burst of clicks on a question, every click acknowledged at once.
-
-    The first click of a burst answers type 7 (the message, updated with the count). Clicks in the next
-    `window` seconds answer type 6 (acknowledged, nothing shown), and the window ends with one edit
-    through the latest click's token showing the count then; clicks meanwhile open another window.
-    """
-
-    def __init__(self, render_view: Callable[[int], Awaitable[discord.ui.View | None]], window: float = BURST_SECONDS) -> None:
-        self.render_view, self.window = render_view, window
-        self._bursts: dict[int, _Burst] = {}
-        self._tasks: set[asyncio.Task] = set()
-        self.edits = 0  # closing edits sent (type 7 answers not counted)
-
-    async def clicked(self, interaction: discord.Interaction, qid: int) -> None:
-        burst = self._bursts.get(qid)
-        if burst is not None:
-            burst.latest, burst.dirty = interaction, True
-            await interaction.response.defer()
-            return
-        burst = self._bursts[qid] = _Burst(interaction, asyncio.Event())
-        task = asyncio.create_task(self._close(qid, burst), name=f"qa-votes-{qid}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        try:
-            await interaction.response.edit_message(view=await self.render_view(qid))
-        except discord.HTTPException:
-            burst.dirty = True  # the closing edit shows the count instead
-            raise
-        finally:
-            burst.first_sent.set()
-
-    async def _close(self, qid: int, burst: _Burst) -> None:
-        try:
-            while True:
-                await asyncio.sleep(self.window)
-                await burst.first_sent.wait()
-                if not burst.dirty:
-                    return
-                burst.dirty = False
-                await self._edit(burst.latest, qid)
-        finally:
-            self._bursts.pop(qid, None)
-
-    async def _edit(self, interaction: discord.Interaction, qid: int) -> None:
-        self.edits += 1
-        view = await self.render_view(qid)
-        try:
-            await interaction.edit_original_response(view=view)
-        except discord.HTTPException as err:
-            log.warning("qa: could not show the votes of question %s through the interaction (%s); editing the message", qid, err.status)
-            if interaction.message is not None:
-                try:
-                    await interaction.message.edit(view=view)
-                except discord.HTTPException as again:
-                    log.warning("qa: could not edit the message of question %s: %s %s", qid, again.status, again.text[:200])
-
-    async def close(self) -> None:
-        """Stop the windows; a count not shown yet is shown now (a kill -9 leaves it to the next click)."""
-        unshown = [(qid, burst) for qid, burst in self._bursts.items() if burst.dirty]
-        for task in list(self._tasks):
-            task.cancel()
-        for qid, burst in unshown:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._edit(burst.latest, qid), 5)
 
 
 # --------------------------------------------------------------------------- the extension

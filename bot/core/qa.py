@@ -14,7 +14,7 @@ from collections.abc import Collection
 from bot.core import answers
 from bot.core.errors import UserError
 from bot.core.schedule import Kind, Schedule, Talk
-from bot.state.store import Question, QuestionLimitReached, QuestionLimits, Store
+from bot.state.base import Question, QuestionLimitReached, QuestionLimits, StateStore
 
 QUESTION_MAX = 500  # characters, after cleaning; Discord's own max_length on the option says the same
 PER_MINUTE = 3  # questions per user per minute, over all talks
@@ -73,7 +73,7 @@ def _limits(now: dt.datetime) -> QuestionLimits:
     return QuestionLimits(since=now - dt.timedelta(minutes=1), recent=PER_MINUTE, open_per_talk=OPEN_PER_TALK)
 
 
-def check_limits(store: Store, user_id: int, talk_id: str, now: dt.datetime) -> None:
+def check_limits(store: StateStore, user_id: int, talk_id: str, now: dt.datetime) -> None:
     """QaRefused with a kind message when the user may not ask now; `ask` checks again as it stores."""
     limits = _limits(now)
     if store.questions_since(user_id, limits.since) >= limits.recent:
@@ -82,7 +82,7 @@ def check_limits(store: Store, user_id: int, talk_id: str, now: dt.datetime) -> 
         raise QaRefused(_REFUSALS["open_per_talk"])
 
 
-def ask(store: Store, schedule: Schedule, guild_id: int, user_id: int, text: str, talk: Talk | None, anonymous: bool, now: dt.datetime) -> Question:
+def ask(store: StateStore, schedule: Schedule, guild_id: int, user_id: int, text: str, talk: Talk | None, anonymous: bool, now: dt.datetime) -> Question:
     """Clean, place and store a question; QaRefused (nothing stored) for anything the user can fix.
 
     The limits are checked in the store's transaction, so a flood of concurrent asks cannot pass them.
@@ -102,7 +102,7 @@ def is_chair(member_permissions_manage_messages: bool, role_ids: Collection[int]
     return member_permissions_manage_messages or (bool(chair_role_id) and chair_role_id in role_ids)
 
 
-def top_for(store: Store, schedule: Schedule, guild_id: int, talk: Talk, limit: int = 10) -> list[Question]:
+def top_for(store: StateStore, schedule: Schedule, guild_id: int, talk: Talk, limit: int = 10) -> list[Question]:
     """The open questions for `talk` (a joint Q&A: with those of the talks it follows), by votes then age."""
     return store.top_questions(guild_id, covered(schedule, talk), limit)
 

@@ -31,7 +31,7 @@ import secrets
 import stat
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -232,6 +232,14 @@ class _Parts:
         self.arrays = io.BytesIO()
         np.savez(self.arrays, **arrays)
 
+    def pieces(self) -> Iterator[bytes | memoryview]:
+        """The bytes after the seal, a piece at a time: the lengths, the document, the abstracts, the arrays."""
+        yield len(self.document).to_bytes(8, "little") + self.texts.to_bytes(8, "little")
+        yield self.document
+        for lo in range(0, len(self.abstracts), 1024):
+            yield "".join(self.abstracts[lo : lo + 1024]).encode("utf-8", "surrogatepass")  # the same bytes as one by one
+        yield self.arrays.getbuffer()
+
     def write(self, handle: BinaryIO, ident: bytes, key: bytes | None) -> None:
         """Written with a blank seal, then sealed: the seal covers what follows it, known only once written."""
         mac = hmac.new(key, digestmod=hashlib.sha256) if key is not None else hashlib.sha256()
@@ -240,15 +248,13 @@ class _Parts:
         mac.update(_MAGIC)
         mac.update(ident)
 
-        def put(part: bytes | memoryview) -> None:
-            mac.update(part)
-            handle.write(part)
-
-        put(len(self.document).to_bytes(8, "little") + self.texts.to_bytes(8, "little"))
-        put(self.document)
-        for abstract in self.abstracts:
-            put(abstract.encode("utf-8", "surrogatepass"))
-        put(self.arrays.getbuffer())
+        with ThreadPoolExecutor(1, thread_name_prefix="schedule-seal") as pool:
+            sealed = pool.submit(int)
+            for part in self.pieces():  # each piece sealed in a thread while it is written: both let the GIL go
+                sealed.result()
+                sealed = pool.submit(mac.update, part)
+                handle.write(part)
+            sealed.result()
         end = handle.tell()
         handle.seek(start + len(_MAGIC))
         handle.write(mac.digest())

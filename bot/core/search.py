@@ -8,6 +8,7 @@ Title and author hits weigh three times an abstract hit, so titles outrank abstr
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import re
 from array import array
@@ -642,28 +643,26 @@ class SearchIndex:
 
     @staticmethod
     def _collect_authors(schedule: Schedule, folds: _NameFolds | None = None) -> list[Author]:
-        """Everyone who authors a talk or chairs a session, once each (by folded name)."""
+        """Everyone who authors a talk or chairs a session, once each (by folded name), in order of first appearance.
+
+        Each name's key is looked up in C, and talks are grouped by key with numpy (one stable sort),
+        not with a Python step per name: a 100,000-talk conference names 430,000 authors.
+        """
         folds = _NameFolds() if folds is None else folds
-        keys = folds.keys_of
-        names: dict[str, str] = {}
-        talks_of: dict[str, list[Talk]] = defaultdict(list)
-        chaired: dict[str, list[Session]] = defaultdict(list)
-        for talk in schedule.talks:
-            give_way()
-            for name in talk.authors:
-                key = keys[name]
-                names.setdefault(key, name)
-                mine = talks_of[key]
-                if not mine or mine[-1] is not talk:  # talks come one at a time: a repeat is the last one
-                    mine.append(talk)
-        for session in schedule.sessions:
-            for name in session.chairs:
-                key = keys[name]
-                names.setdefault(key, name)
-                sessions = chaired[key]
-                if not sessions or sessions[-1] is not session:  # a name listed twice as a chair of one session
-                    sessions.append(session)
-        return [Author(key, names[key], tuple(talks_of.get(key, ())), tuple(chaired.get(key, ()))) for key in names]
+        keys_of = folds.keys_of
+        talks, sessions = schedule.talks, schedule.sessions
+        authors = list(itertools.chain.from_iterable(t.authors for t in talks))
+        chairs = list(itertools.chain.from_iterable(s.chairs for s in sessions))
+        give_way()
+        keys = list(map(keys_of.__getitem__, authors))
+        chair_keys = list(map(keys_of.__getitem__, chairs))
+        order = dict.fromkeys(itertools.chain(keys, chair_keys))  # each key once, where it first appears
+        firsts = dict(zip(reversed(chair_keys), reversed(chairs), strict=True))
+        firsts.update(zip(reversed(keys), reversed(authors), strict=True))  # each key's first spelling: an author's before a chair's
+        number = {key: n for n, key in enumerate(order)}
+        talks_of = _grouped(list(map(number.__getitem__, keys)), [len(t.authors) for t in talks], talks, len(number))
+        chaired = _grouped(list(map(number.__getitem__, chair_keys)), [len(s.chairs) for s in sessions], sessions, len(number))
+        return list(map(Author, order, map(firsts.__getitem__, order), talks_of, chaired))
 
     # ------------------------------------------------------------------ talks
 
@@ -737,6 +736,22 @@ class SearchIndex:
             return [m.author for m in self.find_authors(q, limit)]
         hits = process.extract(q, self._author_names, scorer=fuzz.WRatio, limit=limit, score_cutoff=50) if q else []
         return [self.authors[i] for _, _, i in hits]
+
+
+def _grouped(numbers: list[int], counts: list[int], parts: Sequence, size: int) -> list[tuple]:
+    """Per number below `size`, the parts (in order, each once) whose `counts` entries it is among."""
+    numbers_ = np.asarray(numbers, np.int64)
+    places = np.repeat(np.arange(len(parts)), counts)
+    order = np.lexsort((places, numbers_))  # by number, then by part: a name twice on one talk is next to itself
+    numbers_, places = numbers_[order], places[order]
+    keep = np.ones(len(order), bool)
+    keep[1:] = (numbers_[1:] != numbers_[:-1]) | (places[1:] != places[:-1])
+    numbers_, places = numbers_[keep], places[keep]
+    bounds = np.searchsorted(numbers_, np.arange(size + 1)).tolist()
+    objects = np.empty(len(parts), object)
+    objects[:] = parts
+    picked = objects[places].tolist()
+    return [tuple(picked[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 def clearly_ahead(scores: Sequence[float]) -> bool:

@@ -149,7 +149,7 @@ class _PackedWords:
             _, first = np.unique(np.stack((low[new], high[new])), axis=1, return_index=True)
             for n in new[first].tolist():
                 self.add(int(low[n]), int(high[n]), vocab[joined[starts[n] : ends[n]]])
-            ids = self.find(low, high)
+            ids[new] = self.find(low[new], high[new])
         for n in np.flatnonzero((ids < 0) | ~short).tolist():  # longer than 16 bytes, or in a crowded part of the table
             ids[n] = vocab[joined[starts[n] : ends[n]]]
         return ids, starts
@@ -196,6 +196,14 @@ class _PackedWords:
         self.count = 0
         for low, high, term in zip(*(column.tolist() for column in old), strict=True):
             self.add(low, high, term)
+
+
+def _runs(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a sorted array and how many times each comes."""
+    if not len(terms):
+        return terms, np.zeros(0, np.int64)
+    firsts = np.flatnonzero(np.concatenate(([True], terms[1:] != terms[:-1])))
+    return terms[firsts], np.diff(np.append(firsts, len(terms)))
 
 
 def _texts_of(starts: np.ndarray, lengths: Sequence[int]) -> np.ndarray:
@@ -351,37 +359,43 @@ class TokenIndex:
 
         Each piece is sorted on its own and put in place by offsets, never one sort of them all:
         numpy holds the GIL through a sort, and a reload in a worker thread must let the event loop in.
+        Each step works on a piece's own terms only, never on the whole vocabulary (which at 100,000
+        talks made the pieces' bookkeeping quadratic).
         """
         count = len(self.vocab)
         df = np.zeros(count, np.int64)
         for terms, _, _ in pieces:
-            df += np.bincount(terms, minlength=count)
+            present, lengths = _runs(terms)
+            df[present] += lengths  # a piece's (term, document) pairs are unique: its runs count documents
         self.idf = np.log1p(self.size / (1.0 + df)).astype(np.float32)
         self.df = df
         # Words in a quarter of all abstracts say little and cost much: keep only their title/author hits.
         common = df > max(50, self.size // 4)
-        kept: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        kept: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         per_term = np.zeros(count, np.int64)
         while pieces:
-            terms, docs, weights = pieces.pop(0)
+            give_way()
+            terms, docs, weights = pieces.pop()
             keep = ~(common[terms] & (weights == FIELD_WEIGHT[ABSTRACT]))
             terms, docs, weights = terms[keep], docs[keep], weights[keep]
-            counts = np.bincount(terms, minlength=count)
-            per_term += counts
-            kept.append((terms, docs, weights, counts))
+            present, lengths = _runs(terms)
+            per_term[present] += lengths
+            kept.append((terms, docs, weights, present, lengths))
+        kept.reverse()  # in the order of the documents again
         self.indptr = np.zeros(count + 1, np.int64)
         np.cumsum(per_term, out=self.indptr[1:])
         self.docs = np.empty(self.indptr[-1], np.int32)
         self.weights = np.empty(self.indptr[-1], np.float32)
         free = self.indptr[:-1].copy()  # per term, where its next documents go
         while kept:
-            terms, docs, weights, counts = kept.pop(0)
-            # A piece is sorted by term: its k-th posting of term t goes k places after free[t].
-            shift = free - (np.cumsum(counts) - counts)
-            places = np.arange(len(terms)) + shift[terms]
+            give_way()
+            terms, docs, weights, present, lengths = kept.pop(0)
+            # A piece is sorted by term: the k-th posting of a run of term t goes k places after free[t].
+            firsts = np.cumsum(lengths) - lengths
+            places = free[terms] + np.arange(len(terms)) - np.repeat(firsts, lengths)
             self.docs[places] = docs
             self.weights[places] = weights
-            free += counts
+            free[present] += lengths
 
     def clear_caches(self) -> None:
         self._gains.clear()

@@ -189,3 +189,5 @@ async def test_a_database_outage_delays_reminders_once_and_keeps_commands_answer
     assert lines["psycopg.pool"] == 0, lines  # not a warning per reconnection attempt
     assert lines["bot.discord_ui.app"] == 1  # the /remind talk that could not be saved, without a traceback
     assert not [r for r in during if r.name == "bot.discord_ui.app" and r.exc_info]
+    assert not [r.getMessage() for r in during if r.exc_info], "no traceback per retry from the reminder, DM, digest or events loops"
+    assert lines["bot.discord_ui.claims"] == 0  # the outage is said once by the store, not once per interaction

@@ -35,7 +35,7 @@ async def first_to_answer(interaction: discord.Interaction) -> bool:
     try:
         won = await asyncio.to_thread(claims.claim_interaction, interaction.id)
     except StateError as err:
-        log.warning("interaction %s answered without a claim (the state cannot be reached: %s)", interaction.id, str(err)[:200])
+        log.debug("interaction %s answered without a claim (the state cannot be reached: %s)", interaction.id, str(err)[:200])
         return True
     if not won:
         log.debug("interaction %s is answered by another process holding this shard", interaction.id)

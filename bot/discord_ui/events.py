@@ -33,6 +33,7 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.schedule import Schedule
 from bot.reminders.events import CREATE_EVENTS, EVENTS_MAX, MANAGE_EVENTS, Delete, EventPlan, EventSpec, Existing, Patch, effective_now, plan_events
 from bot.state import open_store
+from bot.state.base import StateError
 from bot.state.store import Store
 
 if TYPE_CHECKING:
@@ -198,6 +199,9 @@ class EventsExtension:
             delay = self.resync_seconds
             try:
                 delay = self._delay((await self.sync(guild_id)).next_end)
+            except StateError as err:  # the store logs an outage once when it starts and once when it ends
+                log.debug("events: the sync of guild %s waits for the state (%s)", guild_id, err)
+                delay = 5.0
             except Exception:
                 log.exception("events: the sync of guild %s failed; trying again in %.0f s", guild_id, delay)
             with contextlib.suppress(TimeoutError):

@@ -30,6 +30,7 @@ from bot.discord_ui.qa_render import LIST_MAX, ChairButton, VoteButton, render_d
 from bot.discord_ui.qa_votes import BURST_SECONDS, VoteBursts
 from bot.reminders.plan import reminder_nonce
 from bot.state import open_store
+from bot.state.base import StateError
 from bot.state.store import LIVE, NewRow, Question, Store
 
 if TYPE_CHECKING:
@@ -294,6 +295,9 @@ class QaExtension:
             nap = NAP_SECONDS
             try:
                 nap = await self._digest_round(done)
+            except StateError as err:  # the store logs an outage once when it starts and once when it ends
+                log.debug("qa: the top questions wait for the state (%s)", err)
+                nap = 1.0
             except Exception:
                 log.exception("qa: posting the top questions failed; trying again in %g s", nap)
             with contextlib.suppress(TimeoutError):

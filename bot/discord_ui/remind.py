@@ -34,7 +34,7 @@ from bot.reminders.personal import DM_GUILD, LEAD_MAX, Followed, cancel, follow_
 from bot.reminders.plan import Plan
 from bot.reminders.service import Delivery, ReminderService, SendError
 from bot.state import open_store
-from bot.state.base import Follow
+from bot.state.base import Follow, StateError
 from bot.state.store import LIVE, NewRow, Store
 
 if TYPE_CHECKING:
@@ -156,6 +156,8 @@ class PersonalReminders:
                 follows = await asyncio.to_thread(self.store.all_follows)
                 if follows != self._planned_follows:
                     await self.service.replan()
+            except StateError as err:  # the store logs an outage once when it starts and once when it ends
+                log.debug("remind: follows wait for the state (%s)", err)
             except Exception:
                 log.exception("remind: could not look for new follows; trying again")
 

@@ -32,7 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.core.clock import Clock
 from bot.core.schedule import Schedule
 from bot.reminders.plan import Plan, Reminder, Target, due_reminders, plan_reminders
-from bot.state.base import DONE, LIVE, LedgerRow, StateStore
+from bot.state.base import DONE, LIVE, LedgerRow, StateError, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +236,9 @@ class ReminderService:
             self._wake.clear()
             try:
                 delay = await self.drain()
+            except StateError as err:  # the store logs an outage once when it starts and once when it ends
+                log.debug("reminders: drain waits for the state (%s)", err)
+                delay = 1.0
             except Exception:
                 log.exception("reminders: drain failed; retrying")
                 delay = 1.0

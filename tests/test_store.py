@@ -673,3 +673,20 @@ def test_state_url_is_validated_and_its_password_never_shown():
         with pytest.raises(ConfigError, match="STATE_URL") as err:
             settings_from({"STATE_URL": bad})
         assert "hunter2secret" not in str(err.value)
+
+
+def test_a_server_that_stops_answering_is_noticed_by_the_network_settings(postgres_database):
+    """A dead host or a dropped network closes nothing: keepalives and a TCP timeout notice it, unless STATE_URL says otherwise."""
+    from bot.state.postgres import NETWORK_DEFAULTS, PostgresStore
+
+    store = PostgresStore(postgres_database)
+    chosen = PostgresStore(postgres_database + " keepalives_idle=60")
+    try:
+        with store._pool.connection() as conn:
+            params = conn.info.get_parameters()
+        assert {k: params.get(k) for k in NETWORK_DEFAULTS} == {k: str(v) for k, v in NETWORK_DEFAULTS.items()}
+        with chosen._pool.connection() as conn:
+            assert conn.info.get_parameters()["keepalives_idle"] == "60"
+    finally:
+        store.close()
+        chosen.close()

@@ -142,6 +142,17 @@ _INSERT = f"INSERT INTO ledger ({_COLUMNS}) VALUES ({', '.join(['%s'] * 14)}, no
 _TAKEN_UP = (State.CLAIMED.value, State.FAILED.value)  # the states a retry (or a failure) applies to
 
 
+# A server that stops answering without closing the connection (a dead host, a dropped network) is
+# noticed by the operating system: keepalives on idle connections, and a cap on unacknowledged data
+# for a query in flight. Each applies unless STATE_URL sets it.
+NETWORK_DEFAULTS = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3, "tcp_user_timeout": 15_000}
+
+
+def _network_defaults(url: str) -> dict[str, int]:
+    given = conninfo_to_dict(url)
+    return {name: value for name, value in NETWORK_DEFAULTS.items() if name not in given}
+
+
 def describe(url: str) -> str:
     """'database D on host:port as user U': enough to find the database, never the password."""
     try:
@@ -302,7 +313,7 @@ class PostgresStore:
             url,
             min_size=1,
             max_size=max_connections,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, **_network_defaults(url)},
             check=ConnectionPool.check_connection,  # a connection the server dropped is replaced, not handed out
             timeout=timeout,
             reconnect_timeout=RECONNECT_TIMEOUT,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -371,7 +372,11 @@ def _let_go(tree: Any) -> None:
     Dropped whole, a 10,000-talk tree is freed in one C cascade that holds the GIL for 20 to 50 ms,
     and an event loop answering queries beside a reload in a worker thread waits that long. Only
     what the reader itself built is emptied: no Draft holds a list or mapping of the document.
+    In the main thread (a first load, before any event loop runs) nothing waits: the tree goes at
+    once, with its last reference.
     """
+    if threading.current_thread() is threading.main_thread():
+        return
     branches = [(tree, 0)]
     while branches:
         give_way()

@@ -128,8 +128,8 @@ def parse_bytes(data: bytes, source: str, timezone: ZoneInfo | None = None, *, m
         fmt = detect_format(data)
     except ValueError as err:
         raise ScheduleError(source, [Problem(0, "(file)", str(err))]) from None
-    if fmt in {"frab-json", "ics"} or (fmt == "frab-xml" and not _declares_other_encoding(data)):
-        check_utf8(data, source)  # the YAML reader checks (and reports) itself
+    if fmt == "ics" or (fmt == "frab-xml" and not _declares_other_encoding(data)):
+        check_utf8(data, source)  # the YAML and JSON readers check (and report) themselves
     reader = _reader(fmt, source)
     with gc_paused():
         quick = _built_quick(reader, data, source, timezone)

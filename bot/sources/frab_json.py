@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from bot.core.schedule import Problem, ScheduleError
+from bot.sources import check_utf8
 from bot.sources.draft import Draft, Place
 from bot.sources.frab_common import Assembler, RawConference, RawDay, RawEvent, RawRoom
 
@@ -24,9 +25,9 @@ _EVENT_TEXTS = ("guid", "id", *_TEXT_FIELDS)  # in the order of RawEvent's field
 def read(data: bytes, source: str, timezone: ZoneInfo | None = None) -> Draft:
     """The Draft of a frab/pretalx JSON export; ScheduleError (with the line or JSON path) when it cannot be read."""
     try:
-        document = orjson.loads(data)  # in C, several times faster than json
+        document = orjson.loads(data)  # in C, several times faster than json; it refuses bytes that are not UTF-8
     except orjson.JSONDecodeError:
-        document = None  # json reads it, or says where it breaks
+        check_utf8(data, source)  # names the line and column of a byte that is not UTF-8
     else:
         try:
             return _draft(_Reader(source, timezone, quick=True), document)

@@ -99,3 +99,30 @@ async def test_a_schedule_edited_under_the_running_bot(standin, tmp_path):
     assert "refused" in str(status["data"]) and "end" in str(status["data"])
     assert "A late-breaking result" in str(found["data"])  # still serving the edited (good) version
     assert bot.schedule.talk("l2-regularization-dynamics") is None
+
+
+async def test_two_processes_reloading_one_version_announce_it_once(tmp_path):
+    """A hot standby reloads the same file: the announcement is claimed in the ledger, so the server
+    hears of it once even when the second process reloads after Discord's nonce window."""
+    path = tmp_path / "schedule.yaml"
+    original = TRACK28.read_text(encoding="utf-8")
+    path.write_text(original, encoding="utf-8")
+    async with StandIn(token=TOKEN, identify_window=0.0, nonce_window=0.0) as standin:  # the second reload comes minutes later
+        with standin.redirect():
+            settings = Settings(
+                discord_token=Secret(TOKEN), guild_id=standin.guild_id, reminder_channel_id=standin.channel_id, state_path=tmp_path / "bot.sqlite3"
+            )
+
+            def bot() -> SessionBot:
+                schedule, index = parse_ready(path.read_bytes(), str(path))
+                clock = ReplayClock(pst(5, 0), 1.0)
+                updates = ScheduleUpdates(str(path), parse_ready, poll_seconds=300, served=path.read_bytes(), file_poll_seconds=0.05)
+                return SessionBot(settings, schedule, index, clock, [ReminderExtension(settings, schedule, clock), updates], guild_ready_timeout=0.05)
+
+            first, second = bot(), bot()
+            async with running_client(first, token=TOKEN), running_client(second, token=TOKEN):
+                path.write_text(edited(original), encoding="utf-8")
+                await wait_for(lambda: first.schedule.talk("late-breaking-result") and second.schedule.talk("late-breaking-result"), 5)
+                await asyncio.sleep(0.5)
+            announcements = [m for m in standin.messages(standin.channel_id) if m.embeds and m.embeds[0]["title"] == "Programme changes"]
+    assert len(announcements) == 1

@@ -31,7 +31,7 @@ from bot.reminders.plan import Reminder, Target, guild_targets, reminder_phrase
 from bot.reminders.service import Delivery, ReminderService, ReminderStatus, SendError
 from bot.state import open_store
 from bot.state.base import GuildOverrides
-from bot.state.store import LIVE, Store
+from bot.state.store import LIVE, NewRow, Store
 
 if TYPE_CHECKING:
     from bot.discord_ui.app import SessionBot
@@ -193,14 +193,23 @@ class ReminderExtension:
                 await self.announce(target, changes, version)
 
     async def announce(self, target: Target, changes: Changes, version: str) -> None:
-        """One announcement per server; a nonce per (server, channel, version) lets Discord drop a repeat."""
-        assert self.bot is not None
+        """One announcement per server and version, claimed in the ledger like a reminder: a process that
+        reloads the same version later (another on the same shard, or this one after a restart) stays quiet;
+        the nonce per (server, channel, version) lets Discord drop a repeat of a send that was cut short."""
+        assert self.bot is not None and self.store is not None and self.service is not None
         reply = render_changes(changes)
-        nonce = "c" + hashlib.blake2b(f"{target.guild_id}|{target.channel_id}|{version}".encode(), digest_size=12).hexdigest()
+        rid = f"{self.run}|changes|{target.guild_id}|{target.channel_id}|{version}"
+        nonce = ("c" + hashlib.blake2b(f"{target.guild_id}|{target.channel_id}|{version}".encode(), digest_size=12).hexdigest())[:25]
+        row = NewRow(rid, self.run, target.guild_id, "schedule-changes", 0, target.channel_id, nonce, self.clock.now())
+        store, lease = self.store, self.service.lease
+        if not await asyncio.to_thread(lambda: store.claim(row, lease=lease)):
+            log.info("schedule: version %s is already announced in guild %s", version, target.guild_id)
+            return
         channel = self.bot.get_partial_messageable(target.channel_id, guild_id=target.guild_id or None)
         try:
-            await channel.send(embeds=list(reply.embeds), nonce=nonce[:25], allowed_mentions=reply.allowed_mentions)
+            message = await channel.send(embeds=list(reply.embeds), nonce=nonce, allowed_mentions=reply.allowed_mentions)
         except discord.HTTPException as err:
+            await asyncio.to_thread(functools.partial(store.mark_failed, rid, f"{err.status} {err.text[:200]}", permanent=True))
             log.warning(
                 "schedule: could not announce %d change(s) in channel %s of guild %s: %s %s",
                 len(changes),
@@ -210,6 +219,7 @@ class ReminderExtension:
                 err.text[:200],
             )
             return
+        await asyncio.to_thread(store.mark_sent, rid, message.id)
         log.info("schedule: announced %s in channel %s of guild %s", changes.summary(), target.channel_id, target.guild_id)
 
     async def close(self) -> None:

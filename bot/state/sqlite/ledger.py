@@ -166,7 +166,8 @@ class Ledger(Database):
 
     def last_sent(self, run: str, guild_id: int) -> LedgerRow | None:
         found = self._one(
-            f"SELECT {_COLUMNS} FROM ledger WHERE run = ? AND guild_id = ? AND state = ? AND id NOT LIKE '%|qa-top|%' ORDER BY updated_at DESC LIMIT 1",
+            f"SELECT {_COLUMNS} FROM ledger WHERE run = ? AND guild_id = ? AND state = ? "
+            "AND id NOT LIKE '%|qa-top|%' AND id NOT LIKE '%|changes|%' ORDER BY updated_at DESC LIMIT 1",  # reminders only
             (run, guild_id, State.SENT.value),
         )
         return _row(found) if found else None

@@ -41,18 +41,22 @@ SPEEDUP_TARGET = 5.0
 def cold_start(path: str, cache: str, max_bytes: int | None = None) -> dict[str, float]:
     """Runs inside the child: import, then what `python -m bot` does to be ready; times and peak RSS.
 
-    With an empty cache folder this is a first load (parse, validate, index, keep a prepared
-    copy); with the copy in place it is a restart of the same file.
+    With an empty cache folder this is a first load (parse, validate, index, then keep a prepared
+    copy); with the copy in place it is a restart of the same file. As the bot does, a first load is
+    ready (schedule and index usable) before its copy is written in a thread: `copy_s` is when that
+    copy is on disk, and the peak RSS is taken after it.
     """
     t0 = time.perf_counter()
-    from bot.core.cache import load_ready
+    from bot.core.cache import load_ready, wait_for_copies
     from bot.sources import MAX_BYTES
 
     t1 = time.perf_counter()
-    load_ready(path, Path(cache), max_bytes=max(max_bytes or 0, MAX_BYTES))
+    load_ready(path, Path(cache), max_bytes=max(max_bytes or 0, MAX_BYTES), background=True)
     t2 = time.perf_counter()
+    wait_for_copies()
+    t3 = time.perf_counter()
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"import_s": t1 - t0, "ready_s": t2 - t1, "total_s": t2 - t0, "rss_mb": rss_kb / 1024}
+    return {"import_s": t1 - t0, "ready_s": t2 - t1, "copy_s": t3 - t1, "total_s": t2 - t0, "rss_mb": rss_kb / 1024}
 
 
 def _child(path: Path, cache: Path) -> dict[str, float]:
@@ -218,27 +222,29 @@ def render(results: list[dict[str, Any]]) -> str:
     lines = [
         f"Machine: {cpu_model()}, {_cores()} cores, Python {platform.python_version()}",
         "",
-        "| talks | ready: restart (first load) | peak RSS: restart (first load) | autocomplete p50 / p99 | talk lookup p50 / p99 "
-        "| author lookup p50 / p99 | /next p50 / p99 | baseline autocomplete p50 / p99 | p99 speed-up |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| talks | ready: restart (first load) | first load's copy written | peak RSS: restart (first load) | autocomplete p50 / p99 "
+        "| talk lookup p50 / p99 | author lookup p50 / p99 | /next p50 / p99 | baseline autocomplete p50 / p99 | p99 speed-up |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         c = r["cold"]
         lines.append(
-            f"| {r['talks']:,} | {c['ready_s']:.2f} s ({c['first']['ready_s']:.2f} s) | {c['rss_mb']:.0f} MB ({c['first']['rss_mb']:.0f} MB) "
+            f"| {r['talks']:,} | {c['ready_s']:.2f} s ({c['first']['ready_s']:.2f} s) | {_copy(c)} | {c['rss_mb']:.0f} MB ({c['first']['rss_mb']:.0f} MB) "
             f"| {_pair(r['autocomplete'])} ms "
             f"| {_pair(r['talk_lookup'])} ms | {_pair(r['author_lookup'])} ms | {_pair(r['next'])} ms | {_pair(r['baseline'])} ms | {r['speedup_p99']:.0f}× |"
         )
         for fmt, other in r.get("formats", {}).items():
             c = other["cold"]
             lines.append(
-                f"| {r['talks']:,} · {_FORMAT_NAMES.get(fmt, fmt)} | {c['ready_s']:.2f} s ({c['first']['ready_s']:.2f} s) "
+                f"| {r['talks']:,} · {_FORMAT_NAMES.get(fmt, fmt)} | {c['ready_s']:.2f} s ({c['first']['ready_s']:.2f} s) | {_copy(c)} "
                 f"| {c['rss_mb']:.0f} MB ({c['first']['rss_mb']:.0f} MB) | — | — | — | — | — | — |"
             )
     lines.append("")
     lines.append(
-        "Ready = load, validate and index the schedule, as `python -m bot` does (imports excluded). A first load parses the file "
-        "and keeps a prepared copy under the state folder; a restart of the same file reads that copy. "
+        "Ready = load, validate and index the schedule, as `python -m bot` does (imports excluded): the schedule and its index "
+        "are usable. A first load parses the file and then keeps a prepared copy under the state folder, written in a "
+        "background thread once the bot is ready (its own column: when the copy is on disk, counted from the same start); "
+        "a restart of the same file reads that copy. Peak RSS includes writing the copy. "
         "Rows marked with a format are the same conference as a pretalx export (schedule.json), read with orjson."
     )
     lines.append("Speed-up: baseline p99 / project p99 over the same queries, interleaved (project p50 / p99 on them: " + _subset_note(results) + ").")
@@ -262,6 +268,11 @@ def render(results: list[dict[str, Any]]) -> str:
 
 
 _FORMAT_NAMES = {"pretalx": "pretalx JSON"}
+
+
+def _copy(cold: dict[str, Any]) -> str:
+    first = cold["first"]
+    return f"{first['copy_s']:.2f} s" if "copy_s" in first else "—"
 
 
 def _subset_note(results: list[dict[str, Any]]) -> str:

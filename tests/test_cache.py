@@ -346,3 +346,75 @@ def test_a_document_that_orjson_cannot_write_as_json_reads_it_is_written_by_json
         again = _loads(text)
         assert json.dumps(again, allow_nan=True) == json.dumps(document, allow_nan=True)
     assert _json({"a": ["x", 1, 2.5]}, False) == b'{"a":["x",1,2.5]}'
+
+
+# ------------------------------------------------------------------ the copy written after the bot is ready
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_a_copy_written_in_the_background_is_used_by_the_next_start(source, folder, caplog, key):
+    from bot.core.cache import wait_for_copies
+
+    schedule, index = load_ready(source, folder, key, background=True)
+    assert index.find_talks("engines")[0].talk.id == "first"  # ready before its copy is on disk
+    assert wait_for_copies(timeout=30)
+    (copy,) = copies(folder)
+    again, _ = load_ready(source, folder, key)
+    assert used_the_copy(caplog) and again == schedule
+    assert copies(folder) == [copy] and not cache_warnings(caplog)
+
+
+def test_a_load_in_the_same_process_waits_for_the_copy_being_written(source, folder, caplog):
+    load_ready(source, folder, background=True)
+    again, _ = load_ready(source, folder)  # no wait_for_copies(): the copy being written is waited for
+    assert used_the_copy(caplog) and len(again.talks) == 2
+    assert not cache_warnings(caplog)
+
+
+_STOPPED_MID_WRITE = """
+import sys, time
+from pathlib import Path
+from bot.core import cache
+
+written = cache._Parts.write
+
+def half_then_hang(self, handle, ident, key):
+    handle.write(next(self.pieces()))  # the lengths, then nothing more: the process is stopped here
+    handle.flush()
+    print("half", flush=True)
+    time.sleep(60)
+
+cache._Parts.write = half_then_hang  # stands for a slow disk; the process is killed meanwhile
+cache.load_ready(sys.argv[1], Path(sys.argv[2]), background=True)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_process_stopped_while_writing_its_copy_leaves_no_usable_half_copy(source, folder, caplog):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bot.core.cache import STALE_TEMP_S, wait_for_copies
+
+    root = Path(__file__).resolve().parent.parent
+    child = subprocess.Popen([sys.executable, "-c", _STOPPED_MID_WRITE, str(source), str(folder)], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = {child.stdout.readline().strip(), child.stdout.readline().strip()}
+        assert lines == {"half", "ready"}  # the bot was ready while its copy was half written
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    (half,) = folder.glob(".tmp-*")  # only a temporary file: nothing under a copy's name
+    assert not copies(folder)
+    schedule, _ = load_ready(source, folder)  # the next start is a first load again
+    assert not used_the_copy(caplog) and len(schedule.talks) == 2 and not cache_warnings(caplog)
+    assert len(copies(folder)) == 1 and half.exists()  # another process may still be writing it
+    old = time.time() - STALE_TEMP_S - 60
+    os.utime(half, (old, old))
+    source.write_text(VALID.replace("Second talk", "Renamed talk"), encoding="utf-8")
+    load_ready(source, folder, background=True)
+    assert wait_for_copies(timeout=30)
+    assert not half.exists() and len(copies(folder)) == 1  # a temporary file that old is a stopped write: dropped

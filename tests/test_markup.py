@@ -120,3 +120,12 @@ def test_text_with_nothing_to_read_is_kept_as_it_is_and_all_else_read_as_before(
     assert len(texts) > 400
     for text in texts:
         assert readable(text) == _readable(text), text
+
+
+def test_every_ascii_character_inside_a_plain_line_is_read_as_the_rules_read_it():
+    """The quick check of plain ASCII (one pass over its bytes) lets through only what no rule changes."""
+    from bot.sources.markup import _readable
+
+    for code in range(128):
+        for text in (f"plain {chr(code)} words", f"plain{chr(code)}words", f"plain words{chr(code)}."):
+            assert readable(text) == _readable(text), repr(text)

@@ -30,6 +30,8 @@ import re
 import secrets
 import stat
 import tempfile
+import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -101,13 +103,21 @@ def _named(source: Path, ident: bytes, cache_dir: Path) -> Path:
 
 
 def load_ready(
-    path: str | Path, cache_dir: Path | None, key: bytes | None = None, *, timezone: ZoneInfo | None = None, max_bytes: int | None = MAX_BYTES
+    path: str | Path,
+    cache_dir: Path | None,
+    key: bytes | None = None,
+    *,
+    timezone: ZoneInfo | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    background: bool = False,
 ) -> tuple[Schedule, SearchIndex]:
     """The schedule (any format) and its index, from the cache when it matches the file, else built and cached.
 
     With `key` (a secret from the state store), a copy must carry its HMAC; without, a digest
     only catches damage. Either is checked before anything in the copy is parsed. `timezone`
     (SCHEDULE_TIMEZONE) is part of what names the copy: it changes what a zone-less file means.
+    `background`: return as soon as the schedule and index are ready, and write the copy in a
+    thread (see wait_for_copies); a load of the same copy in this process waits for it.
     """
     if key is not None and len(key) < _MIN_KEY:
         raise ValueError(f"a cache key needs at least {_MIN_KEY} bytes")
@@ -119,15 +129,33 @@ def load_ready(
             size = os.fstat(handle.fileno()).st_size
             if max_bytes is not None and size > max_bytes:
                 return _fresh(source, timezone, max_bytes)  # refused with the usual message, before reading it
+            if not _may_hold_copy(cache_dir, source):  # a first load: its digest is taken beside the parse instead
+                return _prepare(source, cache_dir, key, timezone, max_bytes, background=background)
             ident = _with_zone(hashlib.file_digest(handle, _hasher).digest(), timezone)
     except OSError:
         return _fresh(source, timezone, max_bytes)  # refuses the file with the usual message
     target = _named(source, ident, cache_dir)
+    _wait_for(target)
     cached = _read(target, ident, key, str(source), limit=16 * size + 2**24)
     if cached is not None:
         log.debug("schedule: using the prepared copy %s", target)
         return cached
-    return _prepare(source, cache_dir, key, timezone, max_bytes)
+    return _prepare(source, cache_dir, key, timezone, max_bytes, background=background)
+
+
+def _may_hold_copy(cache_dir: Path, source: Path) -> bool:
+    """Whether a copy of a file of this name may be there (or is being written here): without one, hashing the file first is wasted."""
+    prefix = f"{source.stem}-"
+    with _writers_lock:
+        if any(name.parent == cache_dir and name.name.startswith(prefix) for name in _writers):
+            return True
+    try:
+        with os.scandir(cache_dir) as entries:
+            return any(entry.name.startswith(prefix) and entry.name.endswith(SUFFIX) for entry in entries)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # then the copy's own reading decides, as ever
 
 
 def _with_zone(ident: bytes, timezone: ZoneInfo | None) -> bytes:
@@ -146,7 +174,13 @@ def _parsed(data: bytes, source: Path, timezone: ZoneInfo | None) -> Schedule:
 
 
 def _prepare(
-    source: Path, cache_dir: Path, key: bytes | None, timezone: ZoneInfo | None = None, max_bytes: int | None = MAX_BYTES
+    source: Path,
+    cache_dir: Path,
+    key: bytes | None,
+    timezone: ZoneInfo | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    *,
+    background: bool = False,
 ) -> tuple[Schedule, SearchIndex]:
     """Parse and index the file, and keep a copy named after the very bytes parsed."""
     data = read_file(source, max_bytes=max_bytes)
@@ -156,6 +190,23 @@ def _prepare(
         ident = _with_zone(digest.result(), timezone)
     del data  # the file's bytes are not kept while the index is built and the copy written
     index = SearchIndex(schedule)
+    target = _named(source, ident, cache_dir)
+    if not background:
+        _keep(target, schedule, index, ident, key)
+        return schedule, index
+    # Not a daemon: a process that ends normally finishes the copy first. One killed meanwhile leaves
+    # only a temporary file (see _write), never a copy under the name that is read.
+    writer = threading.Thread(target=_keep, args=(target, schedule, index, ident, key), name="schedule-copy")
+    with _writers_lock:
+        for name in [name for name, other in _writers.items() if not other.is_alive()]:
+            del _writers[name]
+        _writers[target] = writer
+    writer.start()
+    return schedule, index
+
+
+def _keep(target: Path, schedule: Schedule, index: SearchIndex, ident: bytes, key: bytes | None) -> None:
+    """Write the sealed copy of a schedule and its index; a failure costs a warning, never the schedule."""
     try:
         parts = _Parts(schedule, index)
     except CacheUnsupported as err:
@@ -163,8 +214,39 @@ def _prepare(
     except Exception:  # a bug here must not keep a good schedule from being served
         log.exception("schedule: cannot keep a prepared copy; every start parses the file again")
     else:
-        _write(_named(source, ident, cache_dir), parts, lambda handle, parts: parts.write(handle, ident, key))
-    return schedule, index
+        try:
+            _write(target, parts, lambda handle, parts: parts.write(handle, ident, key))
+        except Exception:  # in a background thread, nobody else would hear of it
+            log.exception("schedule: could not keep a prepared copy in %s; the next start parses again", target.parent)
+
+
+_writers: dict[Path, threading.Thread] = {}  # copies being written in the background, by name
+_writers_lock = threading.Lock()
+
+
+def _wait_for(target: Path) -> None:
+    """A copy this process is still writing is waited for before it is looked for."""
+    with _writers_lock:
+        writer = _writers.get(target)
+    if writer is not None:
+        writer.join()
+        with _writers_lock:
+            if _writers.get(target) is writer:
+                del _writers[target]
+
+
+def wait_for_copies(timeout: float | None = None) -> bool:
+    """Wait until the prepared copies being written in the background are on disk (or failed); False on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with _writers_lock:
+            writers = [w for w in _writers.values() if w.is_alive()]
+            if not writers:
+                _writers.clear()
+                return True
+        writers[0].join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if deadline is not None and time.monotonic() >= deadline and writers[0].is_alive():
+            return False
 
 
 def dumps(schedule: Schedule, index: SearchIndex, ident: bytes, key: bytes | None) -> bytes:
@@ -341,13 +423,22 @@ def _write(target: Path, blob: Any, write: Callable[[BinaryIO, Any], object] = _
                 os.unlink(temp)
 
 
+STALE_TEMP_S = 600.0
+"""A temporary file this old was left by a process stopped while writing a copy (another one writes for far less)."""
+
+
 def _drop_older(target: Path) -> None:
-    """Other copies of the same file, and every pickle the cache once held: none is ever read again."""
+    """Other copies of the same file, every pickle the cache once held, and stale temporary files: none is ever read again."""
     stem = target.name[: -len(SUFFIX)].rsplit("-", 1)[0]
     ours = re.compile(re.escape(stem) + r"-[0-9a-f]+" + re.escape(SUFFIX))
+    stale = time.time() - STALE_TEMP_S
     for old in target.parent.iterdir():
         if old != target and (old.suffix == ".pickle" or ours.fullmatch(old.name)):
             old.unlink(missing_ok=True)
+        elif old.name.startswith(".tmp-"):
+            with contextlib.suppress(OSError):
+                if old.lstat().st_mtime < stale:
+                    old.unlink()
 
 
 # --------------------------------------------------------------------------- the schedule

@@ -108,7 +108,7 @@ _Batch = tuple[int, list[_Field]]
 
 _MASKS = np.array([(1 << (8 * n)) - 1 for n in range(9)], np.uint64)  # the first n bytes of a 64-bit number
 _MIXED = 0x9E3779B97F4A7C15
-_MIX, _FULL = np.uint64(_MIXED), (1 << 64) - 1
+_MIX = np.uint64(_MIXED)
 
 
 class _PackedWords:
@@ -146,9 +146,12 @@ class _PackedWords:
         short = lengths <= 16
         new = np.flatnonzero((ids < 0) & short)
         if len(new):
-            _, first = np.unique(np.stack((low[new], high[new])), axis=1, return_index=True)
-            for n in new[first].tolist():
-                self.add(int(low[n]), int(high[n]), vocab[joined[starts[n] : ends[n]]])
+            # One of each new word, told apart by a 64-bit mix of its bytes: two words that mixed alike
+            # would leave one out of the table, to be looked up in Python below, never mixed up.
+            _, first = np.unique(low[new] ^ (high[new] * _MIX), return_index=True)
+            new_words = new[first]
+            terms = [vocab[joined[a:b]] for a, b in zip(starts[new_words].tolist(), ends[new_words].tolist(), strict=True)]
+            self.add_many(low[new_words], high[new_words], np.asarray(terms, np.int32))
             ids[new] = self.find(low[new], high[new])
         for n in np.flatnonzero((ids < 0) | ~short).tolist():  # longer than 16 bytes, or in a crowded part of the table
             ids[n] = vocab[joined[starts[n] : ends[n]]]
@@ -174,17 +177,33 @@ class _PackedWords:
         return ids
 
     def add(self, low: int, high: int, term: int) -> None:
-        if (self.count + 1) * 4 > len(self.ids):
+        self.add_many(np.array([low], np.uint64), np.array([high], np.uint64), np.array([term], np.int32))
+
+    def add_many(self, low: np.ndarray, high: np.ndarray, terms: np.ndarray) -> None:
+        """Words that are not in the table yet (each once), placed by linear probing, all at once.
+
+        Each probe step places, in every free slot that some words want, the first of them; the others
+        try the next slot. A word that finds no free slot in PROBES steps is left out (a crowded
+        neighbourhood) and looked up in Python each time. Slots are never emptied, so find() still
+        meets every word before an empty slot.
+        """
+        while (self.count + len(low)) * 4 > len(self.ids):
             self.grow()
         mask = (1 << self.bits) - 1
-        slot = (((low ^ (high * _MIXED) & _FULL) * _MIXED) & _FULL) >> (64 - self.bits)  # as slots(), in Python numbers
+        slots = self.slots(low, high)
+        waiting = np.arange(len(low))
         for step in range(self.PROBES):
-            at = (slot + step) & mask
-            if self.ids[at] < 0:
-                self.low[at], self.high[at], self.ids[at] = low, high, term
-                self.count += 1
-                return
-        # a crowded neighbourhood: the word is left out and looked up in Python each time
+            at = (slots[waiting] + step) & mask
+            free = self.ids[at] < 0
+            wanted, by = np.unique(at[free], return_index=True)  # the first word that wants each free slot
+            placed = waiting[free][by]
+            self.low[wanted], self.high[wanted], self.ids[wanted] = low[placed], high[placed], terms[placed]
+            self.count += len(placed)
+            left = np.ones(len(low), bool)
+            left[placed] = False
+            waiting = waiting[left[waiting]]
+            if not len(waiting):
+                break
 
     def grow(self) -> None:
         kept = np.flatnonzero(self.ids >= 0)
@@ -194,8 +213,7 @@ class _PackedWords:
         self.high = np.zeros(1 << self.bits, np.uint64)
         self.ids = np.full(1 << self.bits, -1, np.int32)
         self.count = 0
-        for low, high, term in zip(*(column.tolist() for column in old), strict=True):
-            self.add(low, high, term)
+        self.add_many(*old)
 
 
 def _runs(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

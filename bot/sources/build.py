@@ -204,35 +204,39 @@ class _Build:
 
     def item(self, it: DraftItem, block: _Block) -> _Item | None:
         give_way()
-        if it.start is None or it.end is None:
+        start, end = it.start, it.end
+        if start is None or end is None:
             return None  # the reader noted why
-        if it.start.utcoffset() is None or it.end.utcoffset() is None:
+        if start.utcoffset() is None or end.utcoffset() is None:
             self.fatal.append(Problem(*_fine(it.place, it.places, "start"), NO_ZONE))
             return None
         title = it.title.strip()
         if not title:
-            where = f"{it.start.astimezone(block.tz):%Y-%m-%d %H:%M} in {block.room or NO_ROOM}"
+            where = f"{start.astimezone(block.tz):%Y-%m-%d %H:%M} in {block.room or NO_ROOM}"
             self.at(it.place, it.places, "title", "must not be empty" if self.strict else f"an event with no title ({where}) is left out")
             return None
-        if it.end <= it.start:
-            message = f"end {it.end.isoformat()} is not after start {it.start.isoformat()}"
+        if end <= start:
+            message = f"end {end.isoformat()} is not after start {start.isoformat()}"
             self.at(it.place, it.places, "end", message if self.strict else f"{title[:80]!r}: {message} (a zero or negative duration); left out")
             return None
         talk_id = self.item_id(it, title)
         if talk_id is None:
             return None
+        kind = self.kind(it)
+        title = title if len(title) <= MAX_TEXT_CHARS else self.capped(it, "title", title)
+        abstract = it.abstract.strip()
         return _Item(
             it,
             talk_id,
-            self.kind(it),
-            self.fixed(it.start),
-            self.fixed(it.end),
-            self.capped(it, "title", title),
+            kind,
+            self.fixed(start),
+            self.fixed(end),
+            title,
             _names(it.authors),
-            self.capped(it, "abstract", it.abstract.strip()),
+            abstract if len(abstract) <= MAX_TEXT_CHARS else self.capped(it, "abstract", abstract),
             self.url(it),
             it.track.strip(),
-            _names(it.follows) if self.strict else tuple(filter(None, map(normalise_id, it.follows))),
+            _names(it.follows) if self.strict else tuple(filter(None, map(normalise_id, it.follows))) if it.follows else (),
         )
 
     def item_id(self, it: DraftItem, title: str) -> str | None:
@@ -262,7 +266,7 @@ class _Build:
 
     def url(self, it: DraftItem) -> str:
         url = it.url.strip()
-        if not url or (url.lower().startswith(("https://", "http://")) and not any(map(str.isspace, url))):
+        if not url or (url.lower().startswith(("https://", "http://")) and len(url.split()) == 1):  # stripped: one word is no space inside
             return url
         self.at(it.place, it.places, "url", f"url {url[:80]!r} must be an http:// or https:// address" + ("" if self.strict else "; left out"))
         return ""

@@ -27,6 +27,7 @@ NEEDS_ZONE = (
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _DURATION = re.compile(r"^(\d{1,3}):(\d{2})(?::(\d{2}))?$")
 _SLUG = re.compile(r"[^a-z0-9]+")
+_FINE = ("title", "date", "start", "duration", "end", "room", "guid")  # the fields whose own place a DraftItem keeps
 
 
 @dataclass
@@ -224,27 +225,28 @@ class Assembler:
             start=start,
             end=self._end(event, start, zone),
             kind=kind_of(event.type, event.title),
-            authors=[p.strip() for p in event.persons if p.strip()],  # as written: "Matt  Bernhard" is how 33C3 spells him everywhere
+            authors=[name for name in map(str.strip, event.persons) if name],  # as written: "Matt  Bernhard" is how 33C3 spells him everywhere
             abstract=_abstract(event),
             url=self._url(event),
             track=" ".join(event.track.split()),
-            places={name: event.places[name] for name in ("title", "date", "start", "duration", "end", "room", "guid") if name in event.places},
+            places={name: event.places[name] for name in _FINE if name in event.places} if event.places else {},
         )
 
     def _start(self, event: RawEvent, date: dt.date | None, zone: ZoneInfo | None, boundary: dt.time | None) -> dt.datetime | None:
-        clock = parse_clock(event.start) if event.start.strip() else None
-        if event.start.strip() and clock is None:
-            self.note(event.at("start"), "start", f"unreadable start {event.start.strip()!r}; expected HH:MM")
-        if event.date.strip():
+        start, day = event.start.strip(), event.date.strip()
+        clock = parse_clock(event.start) if start else None
+        if start and clock is None:
+            self.note(event.at("start"), "start", f"unreadable start {start!r}; expected HH:MM")
+        if day:
             moment = parse_instant(event.date)
             if moment is None:
-                self.note(event.at("date"), "date", f"unreadable date {event.date.strip()!r}; expected an ISO 8601 instant")
+                self.note(event.at("date"), "date", f"unreadable date {day!r}; expected an ISO 8601 instant")
             else:
                 if clock and moment.time() != clock:
-                    self.note(event.at("start"), "start", f"start {event.start.strip()} disagrees with date {event.date.strip()}; the date wins")
+                    self.note(event.at("start"), "start", f"start {start} disagrees with date {day}; the date wins")
                 return self._in_zone(moment, zone)
         if clock is None:
-            if not event.start.strip():
+            if not start:
                 self.note(event.at("start"), "start", "the event has no date and no start")
             return None
         if date is None or zone is None:
@@ -266,18 +268,19 @@ class Assembler:
         return moment.astimezone(zone) if zone else moment
 
     def _end(self, event: RawEvent, start: dt.datetime | None, zone: ZoneInfo | None) -> dt.datetime | None:
-        if event.end.strip():
+        end, duration = event.end.strip(), event.duration.strip()
+        if end:
             moment = parse_instant(event.end)
             if moment is not None:
                 return self._in_zone(moment, zone)
-            self.note(event.at("end"), "end", f"unreadable end {event.end.strip()!r}; expected an ISO 8601 instant")
-        if not event.duration.strip():
-            if not event.end.strip():
+            self.note(event.at("end"), "end", f"unreadable end {end!r}; expected an ISO 8601 instant")
+        if not duration:
+            if not end:
                 self.note(event.at("duration"), "duration", "the event has no duration and no end")
             return None
         length = parse_duration(event.duration)
         if length is None:
-            self.note(event.at("duration"), "duration", f"unreadable duration {event.duration.strip()!r}; expected H:MM or HH:MM:SS")
+            self.note(event.at("duration"), "duration", f"unreadable duration {duration!r}; expected H:MM or HH:MM:SS")
             return None
         if start is None:
             return None
@@ -304,8 +307,11 @@ def _date(text: str) -> dt.date | None:
 
 def _abstract(event: RawEvent) -> str:
     """Subtitle, abstract and description as readable paragraphs; a text that another one repeats is said once."""
+    texts = [text for text in (event.subtitle, event.abstract, event.description) if text]
+    if len(texts) <= 1:
+        return readable(texts[0]) if texts else ""  # as below, with one text or none: what most exports hold
     parts: list[str] = []
-    for text in (event.subtitle, event.abstract, event.description):
+    for text in texts:
         plain = readable(text)
         if plain and not any(plain in seen for seen in parts):
             parts = [*(seen for seen in parts if seen not in plain), plain]

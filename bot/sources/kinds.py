@@ -47,8 +47,13 @@ _BY_TITLE: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# Every title rule above needs one of these words; a title with none (most titles) is not tried against them.
+_TITLE_WORDS = ("keynote", "lightning talk", "panel", "break", "pause", "lunch", "coffee", "dinner")
+_AS_SPACES = str.maketrans("-_/:", "    ")
+
+
 def _words(text: str) -> str:
-    return " ".join(re.sub(r"[-_/:]", " ", text.lower()).split())
+    return " ".join(text.lower().translate(_AS_SPACES).split())
 
 
 @functools.lru_cache(maxsize=1024)
@@ -71,6 +76,8 @@ def kind_of(source_type: str, title: str = "") -> str:
     named = _words(title)
     if named and _QA.fullmatch(named):
         return QA
+    if not any(word in named for word in _TITLE_WORDS):
+        return TALK
     for pattern, kind in _BY_TITLE:
         if pattern.search(named):
             return kind

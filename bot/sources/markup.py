@@ -218,15 +218,24 @@ def _tidy(text: str) -> str:
 
 _MARKUP = ("`", "~", "<", "&", "\\", "@", "*", "_", "[", "  ")  # what a rule below looks for (with a line's first character and the ends)
 _FIRST_MARKS = frozenset("#>-*+_=|: ")
+_UNPRINTABLE_OR_MARK = bytes([*range(32), 127]) + "".join(mark for mark in _MARKUP if len(mark) == 1).encode()  # in ASCII
 
 
 def readable(text: str) -> str:
     """Plain, Discord-safe text from HTML or Markdown: words, links as text, list items as lines."""
     if not text:
         return ""
-    if text.isprintable() and text[0] not in _FIRST_MARKS and text[-1] != " " and not any(mark in text for mark in _MARKUP):
+    if text[0] not in _FIRST_MARKS and text[-1] != " " and _unchanged(text):
         return text  # one printable line that no rule below would change: most abstracts of a big conference
     return _readable(text)
+
+
+def _unchanged(text: str) -> bool:
+    """Printable, and no mark of _MARKUP: plain ASCII (most abstracts) is checked in one pass over its bytes."""
+    if text.isascii():
+        data = text.encode("ascii")
+        return len(data.translate(None, _UNPRINTABLE_OR_MARK)) == len(data) and "  " not in text
+    return text.isprintable() and not any(mark in text for mark in _MARKUP)
 
 
 def _readable(text: str) -> str:

@@ -33,11 +33,15 @@ def cache_key(store: StateStore) -> bytes:
     return key
 
 
-def load_prepared(settings: Settings, path: str | Path) -> tuple[Schedule, SearchIndex]:
-    """The schedule and its index, from a sealed prepared copy when one matches the file."""
+def load_prepared(settings: Settings, path: str | Path, *, background: bool = True) -> tuple[Schedule, SearchIndex]:
+    """The schedule and its index, from a sealed prepared copy when one matches the file.
+
+    After a first load the bot is ready before its copy is written: that is done in a thread
+    (bot.core.cache.wait_for_copies waits for it; a process ending normally finishes it first).
+    """
     store = open_store(settings)
     try:
         key = cache_key(store)
     finally:
         store.close()
-    return load_ready(path, cache_dir(settings), key, timezone=settings.schedule_timezone, max_bytes=settings.schedule_max_bytes)
+    return load_ready(path, cache_dir(settings), key, timezone=settings.schedule_timezone, max_bytes=settings.schedule_max_bytes, background=background)

@@ -428,3 +428,54 @@ def test_a_number_orjson_reads_otherwise_is_read_by_json(number: str):
     draft = frab_json.read(data, "n.json")
     assert draft == _json_draft(data, "n.json")
     assert draft.sessions[0].items[0].id == str(json.loads(number))
+
+
+def _spelled_out(data: bytes, source: str, timezone: ZoneInfo | None = None) -> Draft:
+    """The Draft as read before events were assembled straight from their objects: every event a RawEvent."""
+    reader = frab_json._Reader(source, timezone, quick=True)
+    raw = reader.conference(json.loads(data))
+    for room in (room for day in raw.days for room in day.rooms):
+        room.events = [reader.assembler._spelled(e) for e in room.events]
+    return reader.assembler.draft(raw)
+
+
+PLAIN_VARIANTS = [
+    {},
+    {"date": "2024-12-27T11:00:00+01:00", "start": "10:00"},  # disagrees: a note
+    {"date": "", "start": "11:00"},
+    {"date": "not a date"},
+    {"start": "25:00"},
+    {"start": ""},
+    {"guid": "", "id": 7},
+    {"guid": "  ", "id": "abc"},
+    {"duration": ""},
+    {"duration": "1:75"},
+    {"end": "2024-12-27T12:00:00+01:00"},
+    {"end": "  "},
+    {"room": "Saal 2"},
+    {"room": "  Saal 1 "},
+    {"url": "ftp://x.org/talk"},
+    {"url": " HTTPS://x.org/talk "},
+    {"title": "  Coffee   Break  ", "type": "Talk"},
+    {"title": None, "persons": None},
+    {"persons": []},
+    {"persons": [{"public_name": " Ada "}, {"public_name": "  "}]},
+    {"persons": [{"name": "Ada"}]},
+    {"subtitle": "Sub", "abstract": "Sub and more", "description": "<p>more</p>"},
+    {"abstract": 12, "track": None},
+    {"id": 1.5},
+    {"id": True},
+]
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", None])
+def test_events_assembled_straight_from_their_objects_read_as_when_spelled_out(zone: str | None) -> None:
+    """A plain event is assembled from its JSON object at once; any event with something to note is spelled
+    out first. Either way the items, their places and every note are those of the spelled-out reading."""
+    base = {"date": "2024-12-27T11:00:00+01:00", "start": "11:00", "duration": "00:30", "title": "A talk", "persons": [{"public_name": "Ada"}]}
+    events = [{**event(f"g{n}"), **base, **variant} for n, variant in enumerate(PLAIN_VARIANTS)]
+    data = frab(events, zone=zone)
+    quick, spelled = frab_json.read(data, "x.json"), _spelled_out(data, "x.json")
+    assert quick.sessions == spelled.sessions and quick.notes == spelled.notes
+    assert build(quick)[1] == build(spelled)[1]
+    assert sum(type(e) is frab_json.PlainEvent for room in frab_json._Reader("x", None).conference(json.loads(data)).days[0].rooms for e in room.events) > 5

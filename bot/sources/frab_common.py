@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -60,11 +61,21 @@ class RawEvent:
         return Place(path=f"{self.place.path}.{name}") if self.place.path else self.place
 
 
+@dataclass(slots=True)
+class PlainEvent:
+    """A JSON event whose fields are all text, absent, or a number as its id, and whose persons all have a
+    name: most events of an export. It is assembled straight from its object; only one that needs a
+    note is spelled out as a RawEvent first (by the reader's `spell`), and then assembled as ever."""
+
+    path: str
+    node: dict
+
+
 @dataclass
 class RawRoom:
     place: Place
     name: str
-    events: list[RawEvent] = field(default_factory=list)
+    events: list[RawEvent | PlainEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -133,8 +144,15 @@ def slug(text: str) -> str:
 class Assembler:
     """Turns a RawConference into a Draft; collects notes, and the problems that refuse the file."""
 
-    def __init__(self, source: str, timezone: ZoneInfo | None, notes: list[tuple[Place, str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        timezone: ZoneInfo | None,
+        notes: list[tuple[Place, str, str]] | None = None,
+        spell: Callable[[dict, str], RawEvent] | None = None,
+    ) -> None:
         self.source = source
+        self.spell = spell  # a PlainEvent's RawEvent, as its reader spells it out
         self.fallback = timezone
         self.notes: list[tuple[Place, str, str]] = notes if notes is not None else []
         self.problems: list[Problem] = []
@@ -155,6 +173,9 @@ class Assembler:
     def draft(self, raw: RawConference) -> Draft:
         self.zone = self._conference_zone(raw)
         self.zone_place = raw.zone_place
+        if self.zone is None:  # each day's zone is then told by its events' offsets: spell them all out
+            for room in (room for day in raw.days for room in day.rooms):
+                room.events = [self._spelled(event) for event in room.events]
         self.day_change = parse_clock(raw.day_change) if raw.day_change else None
         if not raw.days:
             self.note(raw.place, "days", "the file lists no days, so no events")
@@ -192,7 +213,10 @@ class Assembler:
         if not name:
             self.note(room.place, "room", "a room with an empty name")
         session_id = self._session_id(f"day{number}-{slug(name) or 'room'}")
-        items = [self._item(event, name, date, zone, boundary) for event in room.events]
+        items = []
+        for event in room.events:
+            item = self._plain_item(event, name, zone) if type(event) is PlainEvent else None
+            items.append(item if item is not None else self._item(self._spelled(event), name, date, zone, boundary))
         return DraftSession(
             place=room.place,
             id=session_id,
@@ -230,6 +254,43 @@ class Assembler:
             url=self._url(event),
             track=" ".join(event.track.split()),
             places={name: event.places[name] for name in _FINE if name in event.places} if event.places else {},
+        )
+
+    def _spelled(self, event: RawEvent | PlainEvent) -> RawEvent:
+        if type(event) is not PlainEvent:
+            return event
+        assert self.spell is not None, "a reader that makes PlainEvents spells them out"
+        return self.spell(event.node, event.path)
+
+    def _plain_item(self, event: PlainEvent, room: str, zone: ZoneInfo | None) -> DraftItem | None:
+        """What _item makes of the event when it would note nothing (a date, a start that agrees with it, a
+        guid, a duration and no end, a web address or none); None for any other: _item reads that one."""
+        node = event.node
+        get = node.get
+        date, start, duration, guid = get("date"), get("start") or "", get("duration"), get("guid")
+        if type(date) is not str or type(duration) is not str or type(guid) is not str or get("end"):
+            return None
+        listed, url = (get("room") or "").strip(), (get("url") or "").strip()
+        if (listed and listed != room) or (url and not url.lower().startswith(("http://", "https://"))):
+            return None
+        moment, length, event_id = parse_instant(date) if date.strip() else None, parse_duration(duration), guid.strip()
+        clock = parse_clock(start) if start.strip() else None
+        if moment is None or length is None or not event_id or (start.strip() and (clock is None or moment.time() != clock)):
+            return None
+        begins = self._in_zone(moment, zone)
+        title, persons = get("title") or "", get("persons")
+        return DraftItem(
+            place=Place(path=event.path),
+            id=event_id,
+            title=" ".join(title.split()),
+            start=begins,
+            end=self._after(begins, length),
+            kind=kind_of(get("type") or "", title),
+            authors=[person["public_name"].strip() for person in persons] if persons else [],  # each named: see PlainEvent
+            abstract=_abstract_of(get("subtitle") or "", get("abstract") or "", get("description") or ""),
+            url=url,
+            track=" ".join((get("track") or "").split()),
+            places={},
         )
 
     def _start(self, event: RawEvent, date: dt.date | None, zone: ZoneInfo | None, boundary: dt.time | None) -> dt.datetime | None:
@@ -282,6 +343,9 @@ class Assembler:
         if length is None:
             self.note(event.at("duration"), "duration", f"unreadable duration {duration!r}; expected H:MM or HH:MM:SS")
             return None
+        return self._after(start, length)
+
+    def _after(self, start: dt.datetime | None, length: dt.timedelta) -> dt.datetime | None:
         if start is None:
             return None
         known = self.ends.get((id(start), length))
@@ -306,8 +370,12 @@ def _date(text: str) -> dt.date | None:
 
 
 def _abstract(event: RawEvent) -> str:
+    return _abstract_of(event.subtitle, event.abstract, event.description)
+
+
+def _abstract_of(*texts_given: str) -> str:
     """Subtitle, abstract and description as readable paragraphs; a text that another one repeats is said once."""
-    texts = [text for text in (event.subtitle, event.abstract, event.description) if text]
+    texts = [text for text in texts_given if text]
     if len(texts) <= 1:
         return readable(texts[0]) if texts else ""  # as below, with one text or none: what most exports hold
     parts: list[str] = []

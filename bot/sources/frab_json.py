@@ -16,10 +16,13 @@ import orjson
 from bot.core.schedule import Problem, ScheduleError
 from bot.sources import check_utf8
 from bot.sources.draft import Draft, Place
-from bot.sources.frab_common import Assembler, RawConference, RawDay, RawEvent, RawRoom
+from bot.sources.frab_common import Assembler, PlainEvent, RawConference, RawDay, RawEvent, RawRoom
 
 _TEXT_FIELDS = ("title", "date", "start", "duration", "end", "room", "type", "track", "url", "subtitle", "abstract", "description")
 _EVENT_TEXTS = ("guid", "id", *_TEXT_FIELDS)  # in the order of RawEvent's fields
+_PLAIN_TEXTS = ("guid", *_TEXT_FIELDS)
+_TEXT_TYPES = frozenset({str, type(None)})
+_ID_TYPES = frozenset({str, type(None), int})  # an id read as a number is written out, with no note
 
 
 def read(data: bytes, source: str, timezone: ZoneInfo | None = None) -> Draft:
@@ -72,7 +75,7 @@ class _Unsure(Exception):
 
 class _Reader:
     def __init__(self, source: str, timezone: ZoneInfo | None, *, quick: bool = False) -> None:
-        self.assembler = Assembler(source, timezone)
+        self.assembler = Assembler(source, timezone, spell=self._event)
         self.quick = quick  # the document was read by orjson
 
     def _container(self, value: Any, path: str, kind: type, what: str) -> Any:
@@ -127,7 +130,7 @@ class _Reader:
         room = RawRoom(Place(path=path), name)
         for n, entry in enumerate(events or []):
             if isinstance(entry, dict):
-                room.events.append(self._event(entry, f"{path}[{n}]"))
+                room.events.append(PlainEvent(f"{path}[{n}]", entry) if _plain(entry) else self._event(entry, f"{path}[{n}]"))
             else:
                 self.assembler.note(Place(path=f"{path}[{n}]"), "event", f"an event should be an object, not {_describe(entry)}; skipped")
         return room
@@ -154,6 +157,16 @@ class _Reader:
             else:
                 names.append(name)
         return names
+
+
+def _plain(node: dict) -> bool:
+    """An event that reading notes nothing about: its fields text or absent (its id may be a number), its persons all named."""
+    if not set(map(type, map(node.get, _PLAIN_TEXTS))) <= _TEXT_TYPES or type(node.get("id")) not in _ID_TYPES:
+        return False
+    persons = node.get("persons")
+    return persons is None or (
+        type(persons) is list and all(type(person) is dict and type(person.get("public_name")) is str and person["public_name"].strip() for person in persons)
+    )
 
 
 def _person_name(person: Any) -> str | None:

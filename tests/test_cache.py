@@ -418,3 +418,17 @@ def test_a_process_stopped_while_writing_its_copy_leaves_no_usable_half_copy(sou
     load_ready(source, folder, background=True)
     assert wait_for_copies(timeout=30)
     assert not half.exists() and len(copies(folder)) == 1  # a temporary file that old is a stopped write: dropped
+
+
+def test_a_process_that_ends_right_after_its_first_load_still_leaves_its_copy(source, folder, caplog):
+    """As `python -m bot check` does: the copy being written in the background is finished before the process ends."""
+    import subprocess
+    import sys
+
+    script = "import sys; from pathlib import Path; from bot.core.cache import load_ready; load_ready(sys.argv[1], Path(sys.argv[2]), background=True)"
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", script, str(source), str(folder)], cwd=root, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert len(copies(folder)) == 1 and not list(folder.glob(".tmp-*"))
+    load_ready(source, folder)
+    assert used_the_copy(caplog) and not cache_warnings(caplog)

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import queue
 import re
 import secrets
 import stat
@@ -332,17 +333,69 @@ class _Parts:
         mac.update(_MAGIC)
         mac.update(ident)
 
-        with ThreadPoolExecutor(1, thread_name_prefix="schedule-seal") as pool:
-            sealed = pool.submit(int)
+        with _Sealer(mac) as sealer:
             for part in self.pieces():  # each piece sealed in a thread while it is written: both let the GIL go
-                sealed.result()
-                sealed = pool.submit(mac.update, part)
+                sealer.seal(part)
                 handle.write(part)
-            sealed.result()
         end = handle.tell()
         handle.seek(start + len(_MAGIC))
         handle.write(mac.digest())
         handle.seek(end)
+
+
+class _Sealer:
+    """Feeds a MAC one piece at a time in a thread of its own, the previous piece done before the next.
+
+    Not a concurrent.futures pool: a copy written in the background may still be writing while the
+    interpreter exits, and such a pool refuses new work from then on.
+    """
+
+    def __init__(self, mac: Any) -> None:
+        self.mac = mac
+        self.todo: queue.SimpleQueue = queue.SimpleQueue()
+        self.done: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending = False
+        self.thread: threading.Thread | None = threading.Thread(target=self._run, name="schedule-seal", daemon=True)
+        try:
+            self.thread.start()
+        except RuntimeError:  # an interpreter that starts no threads while it exits: seal here
+            self.thread = None
+
+    def _run(self) -> None:
+        while (piece := self.todo.get()) is not None:
+            try:
+                self.mac.update(piece)
+            except BaseException as err:  # handed to the writer
+                self.done.put(err)
+            else:
+                self.done.put(None)
+
+    def _wait(self) -> None:
+        if self.pending:
+            self.pending = False
+            error = self.done.get()
+            if error is not None:
+                raise error
+
+    def seal(self, piece: bytes | memoryview) -> None:
+        if self.thread is None:
+            self.mac.update(piece)
+            return
+        self._wait()
+        self.todo.put(piece)
+        self.pending = True
+
+    def __enter__(self) -> _Sealer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self._wait()
+        finally:
+            if self.thread is not None:
+                self.todo.put(None)
+                self.thread.join()
 
 
 def unpack(blob: bytes, ident: bytes, key: bytes | None) -> tuple[bytes, memoryview, memoryview]:

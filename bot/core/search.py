@@ -162,18 +162,20 @@ class _PackedWords:
 
     def find(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Each word's id, or -1 when it is not in the table."""
-        ids = np.full(len(low), -1, np.int32)
-        waiting = np.arange(len(low))
         slots = self.slots(low, high)
         mask = (1 << self.bits) - 1
-        for step in range(self.PROBES):
+        ids = self.ids[slots]  # the first probe, over all words at once (most are found there)
+        match = (ids >= 0) & (self.low[slots] == low) & (self.high[slots] == high)
+        waiting = np.flatnonzero(~match & (ids >= 0))  # an empty slot ends the search: not in the table
+        ids[~match] = -1
+        for step in range(1, self.PROBES):
+            if not len(waiting):
+                break
             at = (slots[waiting] + step) & mask
             there = self.ids[at]
             match = (there >= 0) & (self.low[at] == low[waiting]) & (self.high[at] == high[waiting])
             ids[waiting[match]] = there[match]
-            waiting = waiting[~match & (there >= 0)]  # an empty slot ends the search: not in the table
-            if not len(waiting):
-                break
+            waiting = waiting[~match & (there >= 0)]
         return ids
 
     def add(self, low: int, high: int, term: int) -> None:

@@ -152,3 +152,19 @@ def make_store(backend: str, request, tmp_path):
     yield make
     for s in opened:
         s.close()
+
+
+@pytest.fixture
+def postgres_stores(postgres_database):
+    """Open PostgresStores on this test's database, each a process of its own (its own pool and owner); closed after the test."""
+    from bot.state.postgres import PostgresStore
+
+    opened = []
+
+    def make():
+        opened.append(PostgresStore(postgres_database))
+        return opened[-1]
+
+    yield make
+    for store in opened:
+        store.close()

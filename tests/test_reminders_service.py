@@ -396,22 +396,6 @@ async def test_a_reminder_another_process_holds_is_looked_at_again_after_its_lea
     assert row.state is State.SENT and row.owner == ours.owner and row.attempts == 2
 
 
-@pytest.fixture
-def pg(postgres_database):
-    """Open a PostgresStore on this test's database: each one is a process of its own (its own pool and owner)."""
-    from bot.state.postgres import PostgresStore
-
-    opened = []
-
-    def make():
-        opened.append(PostgresStore(postgres_database))
-        return opened[-1]
-
-    yield make
-    for s in opened:
-        s.close()
-
-
 LEASE_SPEED, LEASE_GRACE = 60.0, 3  # three real seconds of grace: a lease of one second
 
 
@@ -434,7 +418,7 @@ def sends(calls: list, who: str, talk_id: str = "shooting-formulation") -> list[
     return [c for c in calls if c[0] == who and c[1] == talk_id]
 
 
-async def test_a_process_that_dies_mid_send_is_taken_over_once_after_its_lease(schedule, pg):
+async def test_a_process_that_dies_mid_send_is_taken_over_once_after_its_lease(schedule, postgres_stores):
     discord, calls, looked = FakeChannel(), [], []
     clock = ReplayClock(pst(5, 54), LEASE_SPEED)  # 05:55's reminder is due in a real second
 
@@ -446,8 +430,8 @@ async def test_a_process_that_dies_mid_send_is_taken_over_once_after_its_lease(s
         looked.append((d.nonce, asyncio.get_running_loop().time()))
         return None
 
-    a = Process("a", schedule, pg(), discord, clock, calls, posts=never_returns)
-    b_store = pg()
+    a = Process("a", schedule, postgres_stores(), discord, clock, calls, posts=never_returns)
+    b_store = postgres_stores()
     b = Process("b", schedule, b_store, discord, clock, calls, find_sent=find_sent)
     await started(a.service)
     await wait_for(lambda: sends(calls, "a"), 5)
@@ -467,7 +451,7 @@ async def test_a_process_that_dies_mid_send_is_taken_over_once_after_its_lease(s
     assert row.state is State.SENT and row.owner == b_store.owner and row.attempts == 2
 
 
-async def test_a_process_that_dies_after_posting_is_found_in_the_history_not_posted_again(schedule, pg):
+async def test_a_process_that_dies_after_posting_is_found_in_the_history_not_posted_again(schedule, postgres_stores):
     discord, calls = FakeChannel(), []
     discord.hang_after_post.add("shooting-formulation")
     clock = ReplayClock(pst(5, 54), LEASE_SPEED)
@@ -478,8 +462,8 @@ async def test_a_process_that_dies_after_posting_is_found_in_the_history_not_pos
         looked.append(asyncio.get_running_loop().time())
         return posted.get(d.nonce)
 
-    a = Process("a", schedule, pg(), discord, clock, calls)
-    b_store = pg()
+    a = Process("a", schedule, postgres_stores(), discord, clock, calls)
+    b_store = postgres_stores()
     b = Process("b", schedule, b_store, discord, clock, calls, find_sent=find_sent)
     await started(a.service)
     await wait_for(lambda: discord.messages, 5)
@@ -497,7 +481,7 @@ async def test_a_process_that_dies_after_posting_is_found_in_the_history_not_pos
     assert row.message_id == "1" and row.owner == b_store.owner
 
 
-async def test_a_slow_but_live_process_keeps_its_claim_and_nothing_is_sent_twice(schedule, pg):
+async def test_a_slow_but_live_process_keeps_its_claim_and_nothing_is_sent_twice(schedule, postgres_stores):
     """The owner renews its lease while its send is in flight: the other process never sends it."""
     discord, calls = FakeChannel(), []
     clock = ReplayClock(pst(5, 54), LEASE_SPEED)
@@ -506,9 +490,9 @@ async def test_a_slow_but_live_process_keeps_its_claim_and_nothing_is_sent_twice
         await asyncio.sleep(2.5)  # two and a half leases
         return await discord.send(d)
 
-    a_store = pg()
+    a_store = postgres_stores()
     a = Process("a", schedule, a_store, discord, clock, calls, posts=slow)
-    b = Process("b", schedule, pg(), discord, clock, calls, find_sent=nothing_found)
+    b = Process("b", schedule, postgres_stores(), discord, clock, calls, find_sent=nothing_found)
     await started(a.service)
     await wait_for(lambda: sends(calls, "a"), 5)
     await started(b.service)
@@ -537,7 +521,7 @@ class NoRenew:
         return True
 
 
-async def test_a_slow_owner_whose_lease_lapsed_causes_no_second_post(schedule, pg):
+async def test_a_slow_owner_whose_lease_lapsed_causes_no_second_post(schedule, postgres_stores):
     """The next owner reads the history, then sends with the same nonce: Discord dedupes the late first send."""
     discord, calls, looked = FakeChannel(), [], []
     clock = ReplayClock(pst(5, 54), LEASE_SPEED)
@@ -550,8 +534,8 @@ async def test_a_slow_owner_whose_lease_lapsed_causes_no_second_post(schedule, p
         looked.append(asyncio.get_running_loop().time())
         return None
 
-    a = Process("a", schedule, NoRenew(pg()), discord, clock, calls, posts=slow)
-    b = Process("b", schedule, pg(), discord, clock, calls, find_sent=find_sent)
+    a = Process("a", schedule, NoRenew(postgres_stores()), discord, clock, calls, posts=slow)
+    b = Process("b", schedule, postgres_stores(), discord, clock, calls, find_sent=find_sent)
     await started(a.service)
     await wait_for(lambda: sends(calls, "a"), 5)
     await started(b.service)

@@ -30,6 +30,7 @@ from tests.standin import (  # noqa: E402
     StandIn,
     kill_client,
     running_client,
+    stop_process,
     subprocess_env,
     would_ping,
 )
@@ -485,13 +486,7 @@ async def test_standalone_process_with_subprocess_bot(tmp_path: Path) -> None:
             assert await ctl.requests(unknown=True) == []
     finally:
         for proc in (bot, server):
-            if proc is not None and proc.returncode is None:
-                proc.terminate()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(proc.wait(), 5)
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
+            await stop_process(proc)
 
 
 def test_no_real_discord_hosts_in_tests() -> None:

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.standin import TOKEN, ControlClient, StandIn, running_client, subprocess_env  # noqa: E402
+from tests.standin import TOKEN, ControlClient, StandIn, running_client, stop_process, subprocess_env  # noqa: E402
 from tests.standin.gateway import guild_id_in_shard, shard_of  # noqa: E402
 
 SHARDS = 4
@@ -265,10 +265,4 @@ async def test_two_bot_processes_on_one_standin_watched_through_the_control_api(
                 assert result["callback"]["data"]["content"] == name
     finally:
         for proc in procs:
-            if proc.returncode is None:
-                proc.terminate()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(proc.wait(), 5)
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
+            await stop_process(proc)

@@ -467,21 +467,6 @@ def test_a_version_4_file_gets_leases_and_its_claims_can_be_taken_up_at_once(tmp
 # --- PostgreSQL: several processes on one database ---------------------------------------------
 
 
-@pytest.fixture
-def postgres_store(postgres_database):
-    from bot.state.postgres import PostgresStore
-
-    opened = []
-
-    def make():
-        opened.append(PostgresStore(postgres_database))
-        return opened[-1]
-
-    yield make
-    for s in opened:
-        s.close()
-
-
 def _race(work, n: int) -> list[int]:
     """Run work(i) for i in range(n) on n threads released at once; the i whose work returned true."""
     import threading
@@ -501,20 +486,20 @@ def _race(work, n: int) -> list[int]:
     return wins
 
 
-def test_two_processes_racing_to_claim_one_reminder_one_wins(postgres_store):
+def test_two_processes_racing_to_claim_one_reminder_one_wins(postgres_stores):
     """Two pools, like two bot processes given the same shard by mistake: the ledger's key lets one claim win."""
-    stores = [postgres_store(), postgres_store()]
+    stores = [postgres_stores(), postgres_stores()]
     for attempt in range(20):
         assert len(_race(lambda i, rid=f"t:5:{attempt}": stores[i % 2].claim(row(rid)), 16)) == 1
     assert len(stores[0].rows()) == 20
 
 
-def test_two_processes_racing_to_take_up_an_expired_lease_one_wins(postgres_store):
+def test_two_processes_racing_to_take_up_an_expired_lease_one_wins(postgres_stores):
     """The lease check and the new lease are one UPDATE: of processes racing for a dead owner's row, one gets it.
 
     (The winner's other threads may take it up again: it is theirs. No thread of the loser ever does.)
     """
-    dead, *stores = [postgres_store() for _ in range(3)]
+    dead, *stores = [postgres_stores() for _ in range(3)]
     for attempt in range(10):
         dead.claim(row(f"t:5:{attempt}"), lease=0.05)
     time.sleep(0.2)
@@ -524,8 +509,8 @@ def test_two_processes_racing_to_take_up_an_expired_lease_one_wins(postgres_stor
         assert stores[0].get(f"t:5:{attempt}").owner == stores[wins[0] % 2].owner
 
 
-def test_leases_are_on_the_databases_clock(postgres_store):
-    store = postgres_store()
+def test_leases_are_on_the_databases_clock(postgres_stores):
+    store = postgres_stores()
     store.claim(row(), lease=60)
     with store._pool.connection() as conn:
         lease_until, db_now = conn.execute("SELECT lease_until, now() FROM ledger WHERE id = 't:5:42'").fetchone()
@@ -554,10 +539,10 @@ def test_a_version_1_database_gets_leases_and_keeps_its_rows(postgres_database):
     store.close()
 
 
-def test_two_hundred_votes_on_two_stores_at_once_are_counted_exactly(postgres_store):
+def test_two_hundred_votes_on_two_stores_at_once_are_counted_exactly(postgres_stores):
     import threading
 
-    stores = [postgres_store(), postgres_store()]
+    stores = [postgres_stores(), postgres_stores()]
     asked = stores[0].add_question(1, "t", 7, "popular?", False, ASKED)
     start = threading.Barrier(200)
 
@@ -574,12 +559,12 @@ def test_two_hundred_votes_on_two_stores_at_once_are_counted_exactly(postgres_st
     assert all(stores[1].voted(asked.id, user) for user in range(200))
 
 
-def test_limits_hold_when_two_processes_ask_at_once(postgres_store):
+def test_limits_hold_when_two_processes_ask_at_once(postgres_stores):
     import threading
 
     from bot.state.store import QuestionLimitReached, QuestionLimits
 
-    stores = [postgres_store(), postgres_store()]
+    stores = [postgres_stores(), postgres_stores()]
     limits = QuestionLimits(since=ASKED - dt.timedelta(minutes=1), recent=3, open_per_talk=10)
     start = threading.Barrier(12)
     refused = []

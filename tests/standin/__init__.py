@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .control import ControlClient
 from .gateway import guild_id_in_shard, shard_of
-from .harness import TOKEN, kill_client, running_client, stop_client
+from .harness import TOKEN, kill_client, running_client, stop_client, stop_process
 from .interactions import CallbackAttempt, InteractionHandle
 from .models import StoredMessage
 from .redirect import apply_redirect, redirect_discord, undo_redirect
@@ -65,6 +65,7 @@ __all__ = [
     "running_client",
     "shard_of",
     "stop_client",
+    "stop_process",
     "subprocess_env",
     "undo_redirect",
     "would_ping",

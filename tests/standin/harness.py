@@ -53,3 +53,15 @@ async def kill_client(client: Any, task: asyncio.Task) -> None:
         await task
     if not client.is_closed():
         await client.close()
+
+
+async def stop_process(proc: Any, grace: float = 5.0) -> None:
+    """Terminate a subprocess (asyncio), kill it if it is still there after `grace` seconds; never raises for one already gone."""
+    if proc is None or proc.returncode is not None:
+        return
+    proc.terminate()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(proc.wait(), grace)
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()

@@ -137,9 +137,9 @@ async def test_a_database_outage_delays_reminders_once_and_keeps_commands_answer
     async with running_client(make_bot(standin, schedule, postgres.url, tmp_path, clock), token=TOKEN):
         await wait_for(lambda: len(channel_reminders(standin)) >= 1, 10)  # 06:50, for the 07:10 spotlight
         await wait_for(lambda: clock.now() >= pst(6, 51), 10)
+        before = len(caplog.records)  # before the stop: a store call may notice it while pg_ctl is still stopping
         await asyncio.to_thread(postgres.stop)
         down_at, down_clock = time.monotonic(), clock.now()
-        before = len(caplog.records)
 
         talk, talk_seconds = await answered(standin, "talk", {"query": "hamiltonian"})
         upcoming, next_seconds = await answered(standin, "next", {})

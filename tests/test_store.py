@@ -378,22 +378,10 @@ def test_a_vote_on_an_unknown_question_records_nothing(store):
 
 def test_votes_from_four_connections_at_once_are_counted_exactly(make_store):
     """Each store has its own lock or pool: only the transaction keeps read-count-write from losing votes."""
-    import threading
 
     stores = [make_store() for _ in range(4)]
-    asked = stores[0].add_question(1, "t", 7, "popular?", False, ASKED)
-    start = threading.Barrier(200)
-
-    def vote(user: int) -> None:
-        start.wait()
-        stores[user % 4].toggle_vote(asked.id, user)
-
-    threads = [threading.Thread(target=vote, args=(user,)) for user in range(200)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert [s.question(asked.id).votes for s in stores] == [200] * 4
+    _, counts = _two_hundred_votes_at_once(stores)
+    assert counts == [200] * 4
 
 
 _KILLED_WRITER = """
@@ -540,23 +528,11 @@ def test_a_version_1_database_gets_leases_and_keeps_its_rows(postgres_database):
 
 
 def test_two_hundred_votes_on_two_stores_at_once_are_counted_exactly(postgres_stores):
-    import threading
 
     stores = [postgres_stores(), postgres_stores()]
-    asked = stores[0].add_question(1, "t", 7, "popular?", False, ASKED)
-    start = threading.Barrier(200)
-
-    def vote(user: int) -> None:
-        start.wait()
-        stores[user % 2].toggle_vote(asked.id, user)
-
-    threads = [threading.Thread(target=vote, args=(user,)) for user in range(200)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert [s.question(asked.id).votes for s in stores] == [200, 200]
-    assert all(stores[1].voted(asked.id, user) for user in range(200))
+    qid, counts = _two_hundred_votes_at_once(stores)
+    assert counts == [200, 200]
+    assert all(stores[1].voted(qid, user) for user in range(200))
 
 
 def test_limits_hold_when_two_processes_ask_at_once(postgres_stores):
@@ -675,3 +651,22 @@ def test_a_server_that_stops_answering_is_noticed_by_the_network_settings(postgr
     finally:
         store.close()
         chosen.close()
+
+
+def _two_hundred_votes_at_once(stores: list) -> tuple[int, list[int]]:
+    """200 users vote on one question at the same instant, spread over `stores`; its id and the count each store then reads."""
+    import threading
+
+    asked = stores[0].add_question(1, "t", 7, "popular?", False, ASKED)
+    start = threading.Barrier(200)
+
+    def vote(user: int) -> None:
+        start.wait()
+        stores[user % len(stores)].toggle_vote(asked.id, user)
+
+    threads = [threading.Thread(target=vote, args=(user,)) for user in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return asked.id, [s.question(asked.id).votes for s in stores]

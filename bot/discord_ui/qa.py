@@ -29,6 +29,7 @@ from bot.discord_ui.commands import CHOICES_MAX, Query, safe_autocomplete
 from bot.discord_ui.qa_render import LIST_MAX, ChairButton, VoteButton, render_digest, render_list, render_question, thread_name, vote_view
 from bot.discord_ui.qa_votes import BURST_SECONDS, VoteBursts
 from bot.reminders.plan import reminder_nonce
+from bot.reminders.service import lease_seconds
 from bot.state import open_store
 from bot.state.base import StateError
 from bot.state.store import LIVE, NewRow, Question, Store
@@ -318,12 +319,11 @@ class QaExtension:
         return min(NAP_SECONDS, self.clock.seconds_until(min(later))) if later else NAP_SECONDS
 
     def _lease(self) -> float:
-        """The reminders' lease (a third of the grace window in real seconds, at most): a digest claimed by a
-        process that died is taken up by the next round in time."""
+        """The reminders' lease: a digest claimed by a process that died is taken up by the next round in time."""
         reminders = self._reminders()
         if reminders is not None and reminders.service is not None:
             return reminders.service.lease
-        return min(30.0, max(0.05, self.settings.reminder_grace_minutes * 60 / self.clock.speed / 3))
+        return lease_seconds(dt.timedelta(minutes=self.settings.reminder_grace_minutes), self.clock.speed, send_timeout=15.0)
 
     def digest_id(self, guild_id: int, talk_id: str, due: dt.datetime) -> str:
         return f"{self.run}|qa-top|{guild_id}|{talk_id}|{int(due.timestamp())}"

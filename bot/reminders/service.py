@@ -43,6 +43,13 @@ LEASE_MIN_SECONDS = 2.0  # ... and is never shorter, unless the grace window its
 LEASE_WINDOW_SHARE = 3  # at most a third of the real window a reminder can be sent in: a dead owner's is still sent in time
 
 
+def lease_seconds(window: dt.timedelta, speed: float, send_timeout: float) -> float:
+    """Real seconds a claim stays its owner's (see ReminderService.lease): a share of the window on the
+    schedule clock, send_timeout plus some slack where the window allows, never below 0.05 s."""
+    window_real = max(0.0, window.total_seconds()) / speed
+    return max(0.05, min(window_real / LEASE_WINDOW_SHARE, max(LEASE_MIN_SECONDS, send_timeout + LEASE_SLACK_SECONDS)))
+
+
 class SendError(Exception):
     """A send that failed; `permanent` for a missing permission or an unknown channel (never retried)."""
 
@@ -148,8 +155,7 @@ class ReminderService:
         return self._lease_within(min(self.grace, r.talk.end - r.due_at))
 
     def _lease_within(self, window: dt.timedelta) -> float:
-        window_real = max(0.0, window.total_seconds()) / self.clock.speed
-        return max(0.05, min(window_real / LEASE_WINDOW_SHARE, max(LEASE_MIN_SECONDS, self.send_timeout + LEASE_SLACK_SECONDS)))
+        return lease_seconds(window, self.clock.speed, self.send_timeout)
 
     def start(self) -> None:
         """Start the scheduler and the worker; needs a running event loop (call from setup_hook).

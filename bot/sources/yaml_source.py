@@ -162,6 +162,15 @@ class _Builder:
         if self.repeated > MAX_REPEATED_TEXT:
             raise _Refused(None, None, _TOO_MUCH_TEXT)
 
+    def _written(self, node: yaml.Node, value: Any, written_after: int) -> int:
+        """Where the text written out so far ends; a node that ends before it is an alias, whose text counts again."""
+        end = node.end_mark.index
+        if end > written_after:
+            return end
+        if type(value) is str:  # an alias of a text
+            self._repeat(len(value))
+        return written_after
+
     def _done(self, node: yaml.Node, count: int, repeated: int) -> None:
         self.sizes[id(node)] = (self.count - count, self.repeated - repeated)
 
@@ -179,11 +188,7 @@ class _Builder:
                 value = self.build(child)
                 result.append(value)
                 lines.append(child.start_mark.line + 1)
-                end = child.end_mark.index
-                if end > written_after:
-                    written_after = end
-                elif type(value) is str:  # an alias of a text
-                    self._repeat(len(value))
+                written_after = self._written(child, value, written_after)
         except _Refused as err:
             err.line = err.line or result.line
             raise
@@ -210,11 +215,7 @@ class _Builder:
                 key = self._odd_key(key_node, value_node, written_after)
             try:
                 value = self.build(value_node)
-                end = value_node.end_mark.index
-                if end > written_after:
-                    written_after = end
-                elif type(value) is str:  # an alias of a text
-                    self._repeat(len(value))
+                written_after = self._written(value_node, value, written_after)
             except _Refused as err:
                 err.line, err.key = err.line or line, err.key or str(key)
                 raise
